@@ -1,0 +1,83 @@
+# h2ws: the single entry point. `make demo` and `make test` set up everything
+# they need (Debian packages, .venv) and skip what is already there.
+
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMPS  := .stamps
+CLANG   ?= clang
+FUZZ_SECONDS ?= 60
+
+CORE_SRC := $(wildcard csrc/core/*.c)
+ALL_C    := $(wildcard csrc/*/*.c csrc/*/*.h)
+PY_SRC   := $(wildcard h2ws/*.py h2ws/*.pyi)
+
+.PHONY: demo test setup sysdeps venv build test-release test-asan fuzz bench lint typecheck clean
+
+demo: build
+	$(PY) examples/codec_demo.py
+
+test: build test-release test-asan fuzz
+	@echo "make test: all stages passed"
+
+setup: $(STAMPS)/venv
+
+sysdeps: $(STAMPS)/sysdeps
+
+$(STAMPS)/sysdeps: scripts/sysdeps.sh
+	bash scripts/sysdeps.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/venv: $(STAMPS)/sysdeps pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel
+	$(PY) -m pip install -q -e '.[test,bench,dev]'
+	@touch $@
+
+# The release build, in place (what `pip install` gives users).
+build: $(STAMPS)/venv $(STAMPS)/build
+$(STAMPS)/build: $(ALL_C) setup.py
+	$(PY) setup.py -q build_ext --inplace
+	@touch $@
+
+# Debug (-Werror, allocation counting) + ASan/UBSan build, in build/asan.
+ASAN_LIB := build/asan
+$(STAMPS)/asan: $(STAMPS)/venv $(ALL_C) $(PY_SRC) setup.py
+	rm -rf $(ASAN_LIB)/h2ws && mkdir -p $(ASAN_LIB)/h2ws
+	cp -r h2ws/. $(ASAN_LIB)/h2ws/ && rm -f $(ASAN_LIB)/h2ws/_core*.so
+	H2WS_DEBUG=1 H2WS_SANITIZE=1 $(PY) setup.py -q build_ext --build-lib $(ASAN_LIB) --build-temp build/asan-tmp --force
+	@touch $@
+
+test-release: build
+	$(PY) -m pytest
+
+test-asan: $(STAMPS)/asan
+	H2WS_EXPECT_BUILD=asan PYTHONPATH=$(ASAN_LIB) \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	PYTHONMALLOC=malloc \
+	$(PY) -m pytest -p no:cacheprovider -m codec -q
+
+# libFuzzer with ASan+UBSan+LSan over the codec, bounded in time.
+build/fuzz/fuzz_ws: csrc/fuzz/fuzz_ws.c $(CORE_SRC) $(wildcard csrc/core/*.h) $(STAMPS)/sysdeps
+	@mkdir -p build/fuzz
+	$(CLANG) -g -O1 -std=c11 -D_GNU_SOURCE -DH2WS_DEBUG -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Icsrc/core $< $(CORE_SRC) -lcrypto -o $@
+
+fuzz: build/fuzz/fuzz_ws
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus csrc/fuzz/seeds
+
+bench: build
+	$(PY) benchmarks/bench_codec.py
+
+lint: $(STAMPS)/venv
+	$(PY) -m ruff check h2ws tests benchmarks examples
+
+typecheck: $(STAMPS)/venv
+	$(PY) -m mypy
+
+clean:
+	rm -rf build $(STAMPS) h2ws/_core*.so
