@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import exceptions
 from ._core import nghttp2_version
+from .config import ServerConfig
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -13,6 +14,9 @@ from .exceptions import (
     PayloadTooBig,
     ProtocolError,
 )
+from .http import Headers, Request, Response
+from .server import Server, serve
+from .websocket import WebSocket, WebSocketProtocol, WebSocketTransport
 
 __version__ = "0.1.0.dev0"
 
@@ -21,9 +25,18 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "H2WSError",
+    "Headers",
     "InvalidState",
     "PayloadTooBig",
     "ProtocolError",
+    "Request",
+    "Response",
+    "Server",
+    "ServerConfig",
+    "WebSocket",
+    "WebSocketProtocol",
+    "WebSocketTransport",
     "exceptions",
     "nghttp2_version",
+    "serve",
 ]

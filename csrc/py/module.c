@@ -3,10 +3,11 @@
  *
  * The only place (with the other files of csrc/py) that includes Python.h.
  * Multi-phase init, heap types, module state. Core error codes become
- * Python exceptions in one function, raise_core_error().
+ * Python exceptions in one function, h2ws_py_raise().
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "binding.h"
+#include "bench.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include "../core/error.h"
@@ -16,13 +17,6 @@
 #include "../core/rng.h"
 #include "../core/utf8.h"
 #include "../core/ws.h"
-
-typedef struct {
-  PyTypeObject *codec_type;
-  PyObject *protocol_error; /* h2ws.exceptions.ProtocolError */
-  PyObject *invalid_state;  /* h2ws.exceptions.InvalidState */
-  PyObject *payload_too_big;
-} module_state;
 
 static module_state *get_state(PyObject *module) { return (module_state *)PyModule_GetState(module); }
 
@@ -39,10 +33,9 @@ static void *py_realloc(void *p, size_t n, void *ud) {
   (void)ud;
   return PyMem_RawRealloc(p, n);
 }
-static const h2ws_mem py_mem = {py_malloc, py_free, py_realloc, NULL};
+const h2ws_mem h2ws_py_mem = {py_malloc, py_free, py_realloc, NULL};
 
-/* Maps a negative core error code to a Python exception; returns NULL. */
-static PyObject *raise_core_error(module_state *st, int err, const char *what) {
+PyObject *h2ws_py_raise(module_state *st, int err, const char *what) {
   const char *msg = what ? what : h2ws_strerror(err);
   switch (err) {
   case H2WS_ERR_NOMEM:
@@ -231,10 +224,11 @@ static PyObject *m_parse_frame_header(PyObject *module, PyObject *arg) {
   int n = h2ws_frame_header_parse(data.buf, (size_t)data.len, &h);
   PyBuffer_Release(&data);
   if (n < 0)
-    return raise_core_error(get_state(module), n, "payload length has its top bit set");
+    return h2ws_py_raise(get_state(module), n, "payload length has its top bit set");
   if (n == 0)
     Py_RETURN_NONE;
-  return Py_BuildValue("(OIIOOKi)", h.fin ? Py_True : Py_False, (unsigned)h.rsv,
+  /* "N": the mask (new bytes or a new reference to None) is handed over. */
+  return Py_BuildValue("(OIIONKi)", h.fin ? Py_True : Py_False, (unsigned)h.rsv,
                        (unsigned)h.opcode, h.masked ? Py_True : Py_False,
                        h.masked ? PyBytes_FromStringAndSize((const char *)h.mask, 4)
                                 : Py_NewRef(Py_None),
@@ -318,8 +312,8 @@ static int codec_init(PyObject *self_, PyObject *args, PyObject *kw) {
   cfg.rsv_allowed = rsv;
   h2ws_ws_free(&self->ws);
   h2ws_buf_free(&self->out);
-  h2ws_ws_init(&self->ws, &cfg, &py_mem, &self->rng);
-  h2ws_buf_init(&self->out, &py_mem);
+  h2ws_ws_init(&self->ws, &cfg, &h2ws_py_mem, &self->rng);
+  h2ws_buf_init(&self->out, &h2ws_py_mem);
   return 0;
 }
 
@@ -330,8 +324,8 @@ static PyObject *codec_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   if (!self)
     return NULL;
   h2ws_rng_init(&self->rng);
-  h2ws_ws_init(&self->ws, NULL, &py_mem, &self->rng);
-  h2ws_buf_init(&self->out, &py_mem);
+  h2ws_ws_init(&self->ws, NULL, &h2ws_py_mem, &self->rng);
+  h2ws_buf_init(&self->out, &h2ws_py_mem);
   return (PyObject *)self;
 }
 
@@ -345,7 +339,6 @@ static void codec_dealloc(PyObject *self_) {
   Py_DECREF(tp);
 }
 
-static module_state *codec_state(PyObject *self);
 
 static PyObject *codec_receive_data(PyObject *self_, PyObject *arg) {
   CodecObject *self = (CodecObject *)self_;
@@ -361,7 +354,7 @@ static PyObject *codec_receive_data(PyObject *self_, PyObject *arg) {
     int rv = h2ws_ws_recv(&self->ws, p, left, &used, &ev);
     if (rv < 0) {
       Py_CLEAR(events);
-      raise_core_error(codec_state(self_), rv, NULL);
+      h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
       break;
     }
     p += used;
@@ -391,7 +384,7 @@ static PyObject *codec_send_frame(PyObject *self_, PyObject *args, PyObject *kw)
                               fin, rsv);
   PyBuffer_Release(&payload);
   if (rv < 0)
-    return raise_core_error(codec_state(self_), rv, NULL);
+    return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
   Py_RETURN_NONE;
 }
 
@@ -413,7 +406,7 @@ static PyObject *codec_send(PyObject *self_, PyObject *arg) {
     PyBuffer_Release(&b);
   }
   if (rv < 0)
-    return raise_core_error(codec_state(self_), rv, NULL);
+    return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
   Py_RETURN_NONE;
 }
 
@@ -427,7 +420,7 @@ static PyObject *control(PyObject *self_, PyObject *args, unsigned opcode, const
   if (b.buf)
     PyBuffer_Release(&b);
   if (rv < 0)
-    return raise_core_error(codec_state(self_), rv, NULL);
+    return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
   Py_RETURN_NONE;
 }
 
@@ -459,7 +452,7 @@ static PyObject *codec_close(PyObject *self_, PyObject *args, PyObject *kw) {
   }
   int rv = h2ws_ws_send_close(&self->ws, &self->out, code, (const uint8_t *)reason, (size_t)rlen);
   if (rv < 0)
-    return raise_core_error(codec_state(self_), rv,
+    return h2ws_py_raise(h2ws_py_state_of(self_), rv,
                             rv == H2WS_ERR_INVALID_ARGUMENT
                                 ? "close code not allowed on the wire, or reason over 123 bytes"
                                 : NULL);
@@ -555,6 +548,7 @@ static PyMethodDef module_methods[] = {
      "None if more bytes are needed."},
     {"close_code_is_valid", m_close_code_is_valid, METH_O,
      "close_code_is_valid(code) -> bool: may this code appear in a close frame?"},
+    H2WS_PY_BENCH_METHODS
     {NULL, NULL, 0, NULL}};
 
 static int module_exec(PyObject *m) {
@@ -572,6 +566,8 @@ static int module_exec(PyObject *m) {
   if (!st->codec_type)
     return -1;
   if (PyModule_AddType(m, st->codec_type) < 0)
+    return -1;
+  if (h2ws_py_connection_add(m, st) < 0)
     return -1;
   struct {
     const char *name;
@@ -601,6 +597,7 @@ static int module_exec(PyObject *m) {
 static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   module_state *st = get_state(m);
   Py_VISIT(st->codec_type);
+  Py_VISIT(st->connection_type);
   Py_VISIT(st->protocol_error);
   Py_VISIT(st->invalid_state);
   Py_VISIT(st->payload_too_big);
@@ -610,6 +607,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
 static int module_clear(PyObject *m) {
   module_state *st = get_state(m);
   Py_CLEAR(st->codec_type);
+  Py_CLEAR(st->connection_type);
   Py_CLEAR(st->protocol_error);
   Py_CLEAR(st->invalid_state);
   Py_CLEAR(st->payload_too_big);
@@ -620,7 +618,7 @@ static void module_free(void *m) { module_clear((PyObject *)m); }
 
 static PyModuleDef_Slot module_slots[] = {{Py_mod_exec, module_exec}, {0, NULL}};
 
-static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
+struct PyModuleDef h2ws_py_module_def = {PyModuleDef_HEAD_INIT,
                                         "h2ws._core",
                                         "The C core of h2ws: RFC 6455 codec, HTTP/2 (RFC 8441) "
                                         "session glue, sans-IO.",
@@ -631,9 +629,9 @@ static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
                                         module_clear,
                                         module_free};
 
-static module_state *codec_state(PyObject *self) {
-  PyObject *m = PyType_GetModuleByDef(Py_TYPE(self), &module_def);
+module_state *h2ws_py_state_of(PyObject *self) {
+  PyObject *m = PyType_GetModuleByDef(Py_TYPE(self), &h2ws_py_module_def);
   return m ? get_state(m) : NULL;
 }
 
-PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&module_def); }
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&h2ws_py_module_def); }

@@ -1,0 +1,444 @@
+"""The asyncio side of one HTTP/2 connection (server role).
+
+``H2ServerProtocol`` is an ``asyncio.BufferedProtocol``: the kernel copies
+received bytes into one preallocated buffer, the C core parses them and
+returns every event of the read at once, and everything the core has to send
+goes out in one ``transport.write`` per read (or per loop tick for sends from
+tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+from .exceptions import ConnectionClosed, InvalidState, ProtocolError
+from .http import Headers, Request, Response
+from .websocket import Data, WebSocket, WebSocketProtocol, WebSocketTransport
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["H2ServerProtocol"]
+
+logger = logging.getLogger("h2ws.server")
+
+READ_BUFFER = 256 * 1024
+
+SEV_REQUEST = _core.SEV_REQUEST
+SEV_WEBSOCKET = _core.SEV_WEBSOCKET
+SEV_BODY = _core.SEV_BODY
+SEV_BODY_END = _core.SEV_BODY_END
+SEV_TEXT = _core.SEV_TEXT
+SEV_BINARY = _core.SEV_BINARY
+SEV_PONG = _core.SEV_PONG
+SEV_CLOSE = _core.SEV_CLOSE
+SEV_WS_FAILED = _core.SEV_WS_FAILED
+SEV_STREAM_END = _core.SEV_STREAM_END
+SEV_RESUME_WRITING = _core.SEV_RESUME_WRITING
+SEV_GOAWAY = _core.SEV_GOAWAY
+SEV_PEER_ENDED = _core.SEV_PEER_ENDED
+
+NOT_A_WEBSOCKET = (
+    b"This server speaks WebSockets: open one with extended CONNECT (RFC 8441) "
+    b"or an HTTP/1.1 Upgrade (RFC 6455).\n"
+)
+
+
+def request_from_h2(raw: list[tuple[bytes, bytes]]) -> Request:
+    """Builds a Request from HTTP/2 request headers (pseudo-headers first)."""
+    pseudo: dict[str, str] = {}
+    regular: list[tuple[bytes, bytes]] = []
+    for name, value in raw:
+        if name[:1] == b":":
+            pseudo[name.decode("latin-1")] = value.decode("latin-1")
+        else:
+            regular.append((name, value))
+    return Request(
+        path=pseudo.get(":path", ""),
+        headers=Headers.from_raw(regular),
+        method=pseudo.get(":method", ""),
+        authority=pseudo.get(":authority", ""),
+        scheme=pseudo.get(":scheme", ""),
+        protocol=pseudo.get(":protocol"),
+        http_version="2",
+    )
+
+
+def select_subprotocol(request: Request, supported: list[str] | None) -> str | None:
+    """The first of the server's subprotocols that the client offered."""
+    if not supported:
+        return None
+    offered = [
+        p.strip() for v in request.headers.get_all("sec-websocket-protocol") for p in v.split(",")
+    ]
+    for proto in supported:
+        if proto in offered:
+            return proto
+    return None
+
+
+class H2ServerProtocol(asyncio.BufferedProtocol):
+    """One HTTP/2 connection: WebSocket streams and plain requests."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._loop = server.loop
+        cfg = server.config
+        self._conn = _core.H2Connection(
+            enable_connect_protocol=cfg.ws_over_h2,
+            max_concurrent_streams=cfg.max_concurrent_streams,
+            initial_window_size=cfg.initial_window_size,
+            connection_window_size=cfg.connection_window_size,
+            max_header_list_size=cfg.max_header_list_size,
+            max_frame_size=cfg.max_frame_size,
+            write_high_water=cfg.write_limit,
+            max_message_size=cfg.max_message_size,
+        )
+        self._buffer = bytearray(READ_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._transport: asyncio.Transport | None = None
+        self._streams: dict[int, WebSocketTransport] = {}
+        self._pending: set[int] = set()  # WebSocket requests not yet answered
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flush_handle: asyncio.Handle | None = None
+        self._write_paused = False
+        self._lost = False
+        self._idle: asyncio.Future[None] | None = None
+
+    # -- asyncio.BufferedProtocol --------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server._register(self)
+        if logger.isEnabledFor(logging.DEBUG):
+            ssl_object = transport.get_extra_info("ssl_object")
+            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            logger.debug(
+                "connection from %s: HTTP/2 (%s), RFC 8441 setting %s",
+                transport.get_extra_info("peername"),
+                f"ALPN {alpn}" if ssl_object is not None else "h2c prior knowledge",
+                "sent" if self._server.config.ws_over_h2 else "not sent",
+            )
+        self._flush()  # our SETTINGS
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            events = self._conn.receive_data(self._view[:nbytes])
+        except ProtocolError as exc:
+            logger.debug("connection error: %s", exc)
+            self._flush()
+            self._close_transport()
+            return
+        if events:
+            self._dispatch(events)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        streams, self._streams = self._streams, {}
+        for t in streams.values():
+            t._on_ended()
+        for task in self._tasks:
+            task.cancel()
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+        self._server._unregister(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._flush()
+
+    # -- events ----------------------------------------------------------------
+
+    def _dispatch(self, events: list[tuple[Any, ...]]) -> None:
+        streams = self._streams
+        for ev in events:
+            kind = ev[0]
+            if kind == SEV_TEXT or kind == SEV_BINARY:
+                t = streams.get(ev[1])
+                if t is not None:
+                    t._on_message(ev[2], ev[3])
+                else:
+                    self._conn.consume(ev[1], ev[3])
+            elif kind == SEV_WEBSOCKET:
+                self._on_websocket_request(ev[1], ev[2])
+            elif kind == SEV_STREAM_END:
+                sid = ev[1]
+                self._pending.discard(sid)
+                t = streams.pop(sid, None)
+                if t is not None:
+                    t._on_ended()
+                    if not streams and self._idle is not None and not self._idle.done():
+                        self._idle.set_result(None)
+            elif kind == SEV_PONG:
+                t = streams.get(ev[1])
+                if t is not None:
+                    t._on_pong(ev[2])
+            elif kind == SEV_CLOSE:
+                t = streams.get(ev[1])
+                if t is not None:
+                    t._on_peer_close(ev[2], ev[3])
+            elif kind == SEV_WS_FAILED:
+                t = streams.get(ev[1])
+                if t is not None:
+                    t._on_failed(ev[2], ev[3])
+            elif kind == SEV_PEER_ENDED:
+                pass  # the stream ends next; no close frame means 1006
+            elif kind == SEV_RESUME_WRITING:
+                t = streams.get(ev[1])
+                if t is not None:
+                    t._on_resume_writing()
+            elif kind == SEV_REQUEST:
+                self._on_http_request(ev[1], ev[2], ev[3])
+            elif kind == SEV_BODY:
+                self._conn.consume(ev[1], ev[3])  # request bodies are not used here
+            elif kind == SEV_GOAWAY:
+                logger.debug("peer sent GOAWAY (last stream %s, error %s)", ev[1], ev[2])
+
+    def _on_websocket_request(self, sid: int, raw: list[tuple[bytes, bytes]]) -> None:
+        request = request_from_h2(raw)
+        server = self._server
+        if server.process_request is None:
+            self._accept(sid, request)
+            return
+        self._pending.add(sid)
+        self._spawn(self._process_then_accept(sid, request))
+
+    async def _process_then_accept(self, sid: int, request: Request) -> None:
+        try:
+            response = await self._run_process_request(request)
+        except asyncio.TimeoutError:
+            response = Response(503, [("content-type", "text/plain")], b"request timed out\n")
+        except Exception:
+            logger.exception("process_request failed")
+            response = Response(500, [("content-type", "text/plain")], b"internal error\n")
+        if sid not in self._pending:
+            return  # the stream ended meanwhile
+        self._pending.discard(sid)
+        if response is not None:
+            self._respond(sid, response)
+        else:
+            self._accept(sid, request)
+        self._schedule_flush()
+
+    async def _run_process_request(self, request: Request) -> Response | None:
+        process = self._server.process_request
+        assert process is not None
+        result = process(request)
+        if inspect.isawaitable(result):
+            result = await asyncio.wait_for(result, self._server.config.open_timeout)
+        if result is not None and not isinstance(result, Response):
+            raise TypeError("process_request must return None or an h2ws.Response")
+        return result
+
+    def _respond(self, sid: int, response: Response) -> None:
+        try:
+            if response.body:
+                self._conn.respond(sid, response.status, response.headers)
+                self._conn.send_body(sid, response.body, end_stream=True)
+            else:
+                self._conn.respond(sid, response.status, response.headers, end_stream=True)
+        except InvalidState:
+            pass  # the stream is gone
+
+    def _accept(self, sid: int, request: Request) -> None:
+        server = self._server
+        cfg = server.config
+        subprotocol = select_subprotocol(request, server.subprotocols)
+        headers = [("sec-websocket-protocol", subprotocol)] if subprotocol else []
+        try:
+            self._conn.accept(sid, headers)
+        except InvalidState:
+            return
+        transport = WebSocketTransport(
+            self,
+            sid,
+            request,
+            subprotocol,
+            "2",
+            loop=self._loop,
+            close_timeout=cfg.close_timeout,
+            ping_interval=cfg.ping_interval,
+            ping_timeout=cfg.ping_timeout,
+        )
+        self._streams[sid] = transport
+        protocol = server.protocol_factory()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        transport._start_keepalive()
+        logger.debug("WebSocket over HTTP/2: stream %s, path %s", sid, request.path)
+        if isinstance(protocol, WebSocket) and server.handler is not None:
+            self._spawn(self._run_handler(protocol))
+
+    async def _run_handler(self, ws: WebSocket) -> None:
+        handler = self._server.handler
+        assert handler is not None
+        try:
+            await handler(ws)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("WebSocket handler failed")
+            ws.transport.close(1011, "internal error")
+        else:
+            ws.transport.close(1000)
+        self._schedule_flush()
+        await ws.wait_closed()
+        if logger.isEnabledFor(logging.DEBUG):
+            exc = ws._closed_exc
+            logger.debug(
+                "WebSocket closed: HTTP/2 stream %s, path %s, code %s",
+                ws.stream_id,
+                ws.request.path,
+                exc.code if exc else None,
+            )
+
+    def _on_http_request(self, sid: int, raw: list[tuple[bytes, bytes]], end: bool) -> None:
+        request = request_from_h2(raw)
+        if self._server.process_request is None:
+            self._respond(sid, Response(426, [("content-type", "text/plain")], NOT_A_WEBSOCKET))
+            return
+        self._spawn(self._process_http(sid, request))
+
+    async def _process_http(self, sid: int, request: Request) -> None:
+        try:
+            response = await self._run_process_request(request)
+        except Exception:
+            logger.exception("process_request failed")
+            response = Response(500, [("content-type", "text/plain")], b"internal error\n")
+        if response is None:
+            response = Response(426, [("content-type", "text/plain")], NOT_A_WEBSOCKET)
+        self._respond(sid, response)
+        self._schedule_flush()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- output -------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None and not self._lost:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._lost or self._transport is None:
+            return
+        conn = self._conn
+        for _ in range(16):
+            if self._write_paused:
+                return
+            try:
+                data = conn.data_to_send()
+            except ProtocolError:
+                self._close_transport()
+                return
+            if data:
+                self._transport.write(data)
+            events = conn.events()
+            if not events:
+                break
+            self._dispatch(events)
+        else:
+            self._schedule_flush()
+        if not conn.want_io:
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    # -- what WebSocketTransport calls (the _Carrier interface) ------------------
+
+    def _ws_send(self, sid: int, message: Data | bytearray | memoryview) -> bool:
+        paused = bool(self._conn.send(sid, message))
+        self._schedule_flush()
+        return paused
+
+    def _ws_send_frame(self, sid: int, opcode: int, payload: bytes, fin: bool) -> bool:
+        paused = bool(self._conn.send_frame(sid, opcode, payload, fin=fin))
+        self._schedule_flush()
+        return paused
+
+    def _ws_close(self, sid: int, code: int | None, reason: str) -> None:
+        try:
+            self._conn.close(sid, code, reason)
+        except InvalidState:
+            pass  # already ending
+        self._schedule_flush()
+
+    def _ws_abort(self, sid: int) -> None:
+        self._conn.reset(sid, 8)  # CANCEL
+        self._schedule_flush()
+
+    def _ws_consume(self, sid: int, credit: int) -> None:
+        self._conn.consume(sid, credit)
+        self._schedule_flush()
+
+    def _ws_extra_info(self, name: str, default: Any) -> Any:
+        if name == "_buffered":
+            return self._conn.buffered
+        if name == "connection":
+            return self
+        if self._transport is None:
+            return default
+        return self._transport.get_extra_info(name, default)
+
+    def _ws_write_paused(self) -> bool:
+        return self._write_paused
+
+    # -- shutdown ---------------------------------------------------------------
+
+    @property
+    def open_websockets(self) -> int:
+        return len(self._streams)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Graceful shutdown: close 1001 on every WebSocket, a GOAWAY notice,
+        then the final GOAWAY once the streams ended (or after `timeout`)."""
+        if self._lost:
+            return
+        for t in list(self._streams.values()):
+            t.close(1001, "server shutting down")
+        try:
+            self._conn.shutdown_notice()
+        except InvalidState:
+            pass
+        self._flush()
+        if self._streams or self._pending:
+            self._idle = self._loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._idle), timeout)
+            except asyncio.TimeoutError:
+                for t in list(self._streams.values()):
+                    t.abort()
+        if not self._lost:
+            try:
+                self._conn.goaway(0)
+            except InvalidState:
+                pass
+            self._flush()
+            self._close_transport()
+
+
+ProtocolFactory = Callable[[], WebSocketProtocol]

@@ -1,0 +1,192 @@
+"""``serve()``: an asyncio WebSocket server, over HTTP/2 (RFC 8441).
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async with h2ws.serve(echo, "127.0.0.1", 8443, ssl=context) as server:
+        await server.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any
+
+from .config import ServerConfig
+from .http import Request, Response
+from .protocol import H2ServerProtocol
+from .websocket import WebSocket, WebSocketProtocol
+
+__all__ = ["serve", "Server", "Handler", "ProcessRequest"]
+
+logger = logging.getLogger("h2ws.server")
+
+Handler = Callable[[WebSocket], Awaitable[None]]
+ProcessRequest = Callable[[Request], "Response | None | Awaitable[Response | None]"]
+
+
+class Server:
+    """A listening server; made by ``serve()``.
+
+    ``close()`` stops accepting, closes every WebSocket with 1001, sends GOAWAY
+    and waits (at most ``shutdown_timeout``) for streams to finish;
+    ``wait_closed()`` waits for all that.
+    """
+
+    def __init__(
+        self,
+        handler: Handler | None,
+        *,
+        protocol_factory: Callable[[], WebSocketProtocol] | None,
+        subprotocols: list[str] | None,
+        process_request: ProcessRequest | None,
+        config: ServerConfig,
+    ) -> None:
+        if handler is None and protocol_factory is None:
+            raise TypeError("serve() needs a handler or a protocol_factory")
+        self.handler = handler
+        self.protocol_factory: Callable[[], WebSocketProtocol] = protocol_factory or WebSocket
+        self.subprotocols = subprotocols
+        self.process_request = process_request
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[H2ServerProtocol] = set()
+        self._closing = False
+        self._closed: asyncio.Future[None] = self.loop.create_future()
+
+    def _register(self, conn: H2ServerProtocol) -> None:
+        self._connections.add(conn)
+
+    def _unregister(self, conn: H2ServerProtocol) -> None:
+        self._connections.discard(conn)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def connections(self) -> frozenset[H2ServerProtocol]:
+        return frozenset(self._connections)
+
+    async def _start(self, host: str | None, port: int | None, ssl: ssl_module.SSLContext | None,
+                     sock: socket.socket | None, **kwargs: Any) -> None:
+        if ssl is not None:
+            ssl.set_alpn_protocols(["h2"])
+        self._server = await self.loop.create_server(
+            lambda: H2ServerProtocol(self), host, port, ssl=ssl, sock=sock, **kwargs
+        )
+
+    def close(self) -> None:
+        """Starts a graceful shutdown (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.loop.create_task(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        timeout = self.config.shutdown_timeout
+        conns = list(self._connections)
+        if conns:
+            await asyncio.gather(*(c.shutdown(timeout) for c in conns), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    async def serve_forever(self) -> None:
+        """Runs until cancelled, then shuts down gracefully."""
+        try:
+            await asyncio.shield(self._closed)
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class serve:  # noqa: N801 - used like a function, as in websockets
+    """Starts a WebSocket server: ``await serve(...)`` or ``async with serve(...)``.
+
+    ``handler(ws)`` runs once per WebSocket with an ``h2ws.WebSocket``; the
+    WebSocket is closed (1000) when it returns, or 1011 if it raises.
+    Cleartext connections speak HTTP/2 with prior knowledge (h2c); TLS ones
+    negotiate ``h2`` by ALPN.
+
+    Options: ``ssl`` (an ``ssl.SSLContext``), ``sock`` (a bound socket),
+    ``subprotocols`` (in order of preference), ``process_request(request)``
+    (may return an ``h2ws.Response`` to refuse the WebSocket or answer a
+    plain HTTP request, sync or async), ``protocol_factory`` (a
+    ``WebSocketProtocol`` class for the callback API instead of ``handler``),
+    and every field of ``h2ws.ServerConfig`` as a keyword
+    (``max_message_size``, ``ping_interval``, ``ping_timeout``,
+    ``close_timeout``, ``max_concurrent_streams``, ``write_limit``,
+    ``ws_over_h2``...). Other keywords go to ``loop.create_server``
+    (``reuse_port``, ``backlog``...).
+    """
+
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        sock: socket.socket | None = None,
+        subprotocols: list[str] | None = None,
+        process_request: ProcessRequest | None = None,
+        protocol_factory: Callable[[], WebSocketProtocol] | None = None,
+        config: ServerConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        fields = {f.name for f in dataclasses.fields(ServerConfig)}
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
+        self._config = dataclasses.replace(config or ServerConfig(), **overrides)
+        self._args = (handler, host, port, ssl, sock, subprotocols, process_request, protocol_factory)
+        self._kwargs = kwargs
+        self._server: Server | None = None
+
+    async def _create(self) -> Server:
+        handler, host, port, ssl, sock, subprotocols, process_request, factory = self._args
+        server = Server(
+            handler,
+            protocol_factory=factory,
+            subprotocols=subprotocols,
+            process_request=process_request,
+            config=self._config,
+        )
+        await server._start(host, port, ssl, sock, **self._kwargs)
+        self._server = server
+        return server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._create().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._create()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
