@@ -113,8 +113,7 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
     # -- asyncio.BufferedProtocol --------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         self._server._register(self)
         if logger.isEnabledFor(logging.DEBUG):
             ssl_object = transport.get_extra_info("ssl_object")

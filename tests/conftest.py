@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import inspect
 import os
 from collections.abc import Iterator
 
@@ -45,3 +47,49 @@ def _no_core_leaks() -> Iterator[None]:
     gc.collect()
     after = _core.mem_live_count()
     assert after == before, f"core allocations leaked: {after - before}"
+
+
+# -- async tests: each runs on asyncio and on uvloop ---------------------------
+
+ASYNC_TEST_TIMEOUT = 120.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "one_loop: run an async test on asyncio only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if inspect.iscoroutinefunction(metafunc.function):
+        loops = ["asyncio"] if metafunc.definition.get_closest_marker("one_loop") else ["asyncio", "uvloop"]
+        metafunc.fixturenames.append("aio_loop")
+        metafunc.parametrize("aio_loop", loops)
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kind = pyfuncitem.callspec.params["aio_loop"]
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    loop = _new_loop(kind)
+    try:
+        loop.run_until_complete(asyncio.wait_for(pyfuncitem.obj(**args), ASYNC_TEST_TIMEOUT))
+        # Let transports finish closing before the loop goes away.
+        loop.run_until_complete(asyncio.sleep(0))
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    return True
