@@ -12,9 +12,24 @@ CORE_SRC := $(wildcard csrc/core/*.c)
 ALL_C    := $(wildcard csrc/*/*.c csrc/*/*.h)
 PY_SRC   := $(wildcard h2ws/*.py h2ws/*.pyi)
 
-.PHONY: demo test setup sysdeps venv build test-release test-asan fuzz bench lint typecheck clean
+.PHONY: demo codec-demo test setup sysdeps venv build test-release test-asan fuzz bench lint typecheck clean
 
-demo: build
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8443
+CERT_DIR  := build/demo-cert
+
+demo: build $(CERT_DIR)/cert.pem
+	$(PY) examples/echo_server.py --host $(DEMO_HOST) --port $(DEMO_PORT) \
+	  --certfile $(CERT_DIR)/cert.pem --keyfile $(CERT_DIR)/key.pem
+
+# A self-signed certificate for 127.0.0.1 and localhost, for the demo.
+$(CERT_DIR)/cert.pem: $(STAMPS)/sysdeps
+	@mkdir -p $(CERT_DIR)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+	  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	  -keyout $(CERT_DIR)/key.pem -out $@ 2>/dev/null
+
+codec-demo: build
 	$(PY) examples/codec_demo.py
 
 test: build test-release test-asan fuzz
@@ -59,16 +74,19 @@ test-asan: $(STAMPS)/asan
 	PYTHONMALLOC=malloc \
 	$(PY) -m pytest -p no:cacheprovider -m codec -q
 
-# libFuzzer with ASan+UBSan+LSan over the codec, bounded in time.
-build/fuzz/fuzz_ws: csrc/fuzz/fuzz_ws.c $(CORE_SRC) $(wildcard csrc/core/*.h) $(STAMPS)/sysdeps
+# libFuzzer with ASan+UBSan+LSan over the codec and the session glue, bounded in time.
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -DH2WS_DEBUG -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Icsrc/core
+build/fuzz/%: csrc/fuzz/%.c $(CORE_SRC) $(wildcard csrc/core/*.h) $(STAMPS)/sysdeps
 	@mkdir -p build/fuzz
-	$(CLANG) -g -O1 -std=c11 -D_GNU_SOURCE -DH2WS_DEBUG -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -Icsrc/core $< $(CORE_SRC) -lcrypto -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $< $(CORE_SRC) $$(pkg-config --libs libnghttp2 libcrypto) -o $@
 
-fuzz: build/fuzz/fuzz_ws
-	@mkdir -p build/fuzz/corpus
-	build/fuzz/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=4096 \
-	  -print_final_stats=1 build/fuzz/corpus csrc/fuzz/seeds
+fuzz: build/fuzz/fuzz_ws build/fuzz/fuzz_session
+	@mkdir -p build/fuzz/corpus-ws build/fuzz/corpus-session
+	build/fuzz/fuzz_ws -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -rss_limit_mb=2048 -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-ws csrc/fuzz/seeds
+	build/fuzz/fuzz_session -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -rss_limit_mb=2048 -max_len=8192 \
+	  -print_final_stats=1 build/fuzz/corpus-session csrc/fuzz/seeds-session
 
 bench: build
 	$(PY) benchmarks/bench_codec.py
@@ -76,8 +94,9 @@ bench: build
 lint: $(STAMPS)/venv
 	$(PY) -m ruff check h2ws tests benchmarks examples
 
-typecheck: $(STAMPS)/venv
+typecheck: build
 	$(PY) -m mypy
+	$(PY) -m mypy.stubtest h2ws._core
 
 clean:
 	rm -rf build $(STAMPS) h2ws/_core*.so

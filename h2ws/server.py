@@ -70,7 +70,7 @@ class Server:
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
-        return tuple(self._server.sockets) if self._server is not None else ()
+        return tuple(self._server.sockets) if self._server is not None else ()  # type: ignore[attr-defined]
 
     @property
     def connections(self) -> frozenset[H2ServerProtocol]:
@@ -81,7 +81,12 @@ class Server:
         if ssl is not None:
             ssl.set_alpn_protocols(["h2"])
         self._server = await self.loop.create_server(
-            lambda: H2ServerProtocol(self), host, port, ssl=ssl, sock=sock, **kwargs
+            lambda: H2ServerProtocol(self),
+            host,
+            port,  # type: ignore[arg-type]  # None with sock=
+            ssl=ssl,
+            sock=sock,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     def close(self) -> None:

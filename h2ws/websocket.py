@@ -345,7 +345,7 @@ class WebSocket(WebSocketProtocol):
 
     # -- protocol callbacks ---------------------------------------------------
 
-    def connection_made(self, transport: WebSocketTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: WebSocketTransport) -> None:
         self._transport = transport
         self._closed_future = transport._loop.create_future()
 
@@ -369,15 +369,15 @@ class WebSocket(WebSocketProtocol):
             if key == payload:
                 break
 
-    def connection_lost(self, exc: ConnectionClosed) -> None:  # type: ignore[override]
+    def connection_lost(self, exc: ConnectionClosed) -> None:
         self._closed_exc = exc
         for fut in (self._recv_waiter, self._drain_waiter, self._closed_future):
             if fut is not None and not fut.done():
                 fut.set_result(None)
-        for fut, _ in self._pings.values():
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()  # retrieved: nobody has to await it
+        for ping, _ in self._pings.values():
+            if not ping.done():
+                ping.set_exception(exc)
+                ping.exception()  # retrieved: nobody has to await it
         self._pings.clear()
 
     def pause_writing(self) -> None:

@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config libnghttp2-dev libssl-dev   # the extension
+  openssl                                                 # demo certificate
   clang libclang-rt-14-dev                                # libFuzzer, sanitizers
   nodejs nghttp2-client nghttp2-proxy haproxy             # interop peers
 )

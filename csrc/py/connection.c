@@ -577,7 +577,7 @@ static PyType_Slot conn_slots[] = {
     {Py_tp_doc,
      "H2Connection(*, enable_connect_protocol=True, max_concurrent_streams=100, "
      "initial_window_size=262144, connection_window_size=8388608, max_header_list_size=16384, "
-     "max_frame_size=16384, write_high_water=65536, max_message_size=1048576)\n\n"
+     "max_frame_size=16384, write_high_water=65536, max_message_size=1048576)\n--\n\n"
      "The server side of one HTTP/2 connection carrying WebSockets (RFC 8441), sans-IO."},
     {0, NULL}};
 

@@ -516,7 +516,7 @@ static PyType_Slot codec_slots[] = {
     {Py_tp_methods, codec_methods},
     {Py_tp_getset, codec_getset},
     {Py_tp_doc, "WebSocketCodec(*, client=False, max_message_size=1048576, max_frame_size=None, "
-                "rsv_allowed=0)\n\nOne RFC 6455 endpoint, sans-IO: bytes in, events out, bytes "
+                "rsv_allowed=0)\n--\n\nOne RFC 6455 endpoint, sans-IO: bytes in, events out, bytes "
                 "to send."},
     {0, NULL}};
 
