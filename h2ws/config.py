@@ -23,7 +23,8 @@ class ServerConfig:
     #: After our close frame (or the peer's), reset the stream if it has not
     #: ended within this time (RST_STREAM CANCEL over HTTP/2).
     close_timeout: float = 10.0
-    #: Bound on ``process_request`` before the WebSocket is refused (503).
+    #: Bound on ``process_request`` before the WebSocket is refused (503), and
+    #: how long an HTTP/1.1 connection may stay idle before a request.
     open_timeout: float | None = 10.0
     #: SETTINGS_MAX_CONCURRENT_STREAMS advertised to HTTP/2 clients.
     max_concurrent_streams: int = 100
@@ -32,8 +33,11 @@ class ServerConfig:
     initial_window_size: int = 256 * 1024
     #: The connection's receive window.
     connection_window_size: int = 8 * 1024 * 1024
-    #: SETTINGS_MAX_HEADER_LIST_SIZE; larger request heads get 431.
+    #: SETTINGS_MAX_HEADER_LIST_SIZE, and the largest HTTP/1.1 request head
+    #: (request line and headers); larger request heads get 431.
     max_header_list_size: int = 16 * 1024
+    #: Most header fields in an HTTP/1.1 request head (more: 431).
+    max_headers: int = 100
     #: SETTINGS_MAX_FRAME_SIZE (largest DATA frame the server accepts).
     max_frame_size: int = 16384
     #: Bytes queued per WebSocket before ``send()`` waits for the peer.

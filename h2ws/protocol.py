@@ -10,15 +10,14 @@ tasks).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _core
-from .exceptions import ConnectionClosed, InvalidState, ProtocolError
+from .base import NOT_A_WEBSOCKET, TEXT, ServerConnection, select_subprotocol
+from .exceptions import InvalidState, ProtocolError
 from .http import Headers, Request, Response
-from .websocket import Data, WebSocket, WebSocketProtocol, WebSocketTransport
+from .websocket import Data, WebSocketTransport
 
 if TYPE_CHECKING:
     from .server import Server
@@ -43,12 +42,6 @@ SEV_RESUME_WRITING = _core.SEV_RESUME_WRITING
 SEV_GOAWAY = _core.SEV_GOAWAY
 SEV_PEER_ENDED = _core.SEV_PEER_ENDED
 
-NOT_A_WEBSOCKET = (
-    b"This server speaks WebSockets: open one with extended CONNECT (RFC 8441) "
-    b"or an HTTP/1.1 Upgrade (RFC 6455).\n"
-)
-
-
 def request_from_h2(raw: list[tuple[bytes, bytes]]) -> Request:
     """Builds a Request from HTTP/2 request headers (pseudo-headers first)."""
     pseudo: dict[str, str] = {}
@@ -69,25 +62,13 @@ def request_from_h2(raw: list[tuple[bytes, bytes]]) -> Request:
     )
 
 
-def select_subprotocol(request: Request, supported: list[str] | None) -> str | None:
-    """The first of the server's subprotocols that the client offered."""
-    if not supported:
-        return None
-    offered = [
-        p.strip() for v in request.headers.get_all("sec-websocket-protocol") for p in v.split(",")
-    ]
-    for proto in supported:
-        if proto in offered:
-            return proto
-    return None
-
-
-class H2ServerProtocol(asyncio.BufferedProtocol):
+class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     """One HTTP/2 connection: WebSocket streams and plain requests."""
 
+    http_version = "2"
+
     def __init__(self, server: Server) -> None:
-        self._server = server
-        self._loop = server.loop
+        super().__init__(server)
         cfg = server.config
         self._conn = _core.H2Connection(
             enable_connect_protocol=cfg.ws_over_h2,
@@ -104,7 +85,6 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, WebSocketTransport] = {}
         self._pending: set[int] = set()  # WebSocket requests not yet answered
-        self._tasks: set[asyncio.Task[None]] = set()
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
         self._lost = False
@@ -152,8 +132,7 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         streams, self._streams = self._streams, {}
         for t in streams.values():
             t._on_ended()
-        for task in self._tasks:
-            task.cancel()
+        self._cancel_tasks()
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
         self._server._unregister(self)
@@ -214,21 +193,14 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
 
     def _on_websocket_request(self, sid: int, raw: list[tuple[bytes, bytes]]) -> None:
         request = request_from_h2(raw)
-        server = self._server
-        if server.process_request is None:
+        if self._server.process_request is None and self._check_origin(request) is None:
             self._accept(sid, request)
             return
         self._pending.add(sid)
-        self._spawn(self._process_then_accept(sid, request))
+        self._spawn(self._decide_then_accept(sid, request))
 
-    async def _process_then_accept(self, sid: int, request: Request) -> None:
-        try:
-            response = await self._run_process_request(request)
-        except asyncio.TimeoutError:
-            response = Response(503, [("content-type", "text/plain")], b"request timed out\n")
-        except Exception:
-            logger.exception("process_request failed")
-            response = Response(500, [("content-type", "text/plain")], b"internal error\n")
+    async def _decide_then_accept(self, sid: int, request: Request) -> None:
+        response = await self._decide(request)
         if sid not in self._pending:
             return  # the stream ended meanwhile
         self._pending.discard(sid)
@@ -237,16 +209,6 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         else:
             self._accept(sid, request)
         self._schedule_flush()
-
-    async def _run_process_request(self, request: Request) -> Response | None:
-        process = self._server.process_request
-        assert process is not None
-        result = process(request)
-        if inspect.isawaitable(result):
-            result = await asyncio.wait_for(result, self._server.config.open_timeout)
-        if result is not None and not isinstance(result, Response):
-            raise TypeError("process_request must return None or an h2ws.Response")
-        return result
 
     def _respond(self, sid: int, response: Response) -> None:
         try:
@@ -259,79 +221,25 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
             pass  # the stream is gone
 
     def _accept(self, sid: int, request: Request) -> None:
-        server = self._server
-        cfg = server.config
-        subprotocol = select_subprotocol(request, server.subprotocols)
+        subprotocol = select_subprotocol(request, self._server.subprotocols)
         headers = [("sec-websocket-protocol", subprotocol)] if subprotocol else []
         try:
             self._conn.accept(sid, headers)
         except InvalidState:
             return
-        transport = WebSocketTransport(
-            self,
-            sid,
-            request,
-            subprotocol,
-            "2",
-            loop=self._loop,
-            close_timeout=cfg.close_timeout,
-            ping_interval=cfg.ping_interval,
-            ping_timeout=cfg.ping_timeout,
-        )
+        transport = self._new_transport(sid, request, subprotocol)
         self._streams[sid] = transport
-        protocol = server.protocol_factory()
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        transport._start_keepalive()
-        logger.debug("WebSocket over HTTP/2: stream %s, path %s", sid, request.path)
-        if isinstance(protocol, WebSocket) and server.handler is not None:
-            self._spawn(self._run_handler(protocol))
-
-    async def _run_handler(self, ws: WebSocket) -> None:
-        handler = self._server.handler
-        assert handler is not None
-        try:
-            await handler(ws)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-            ws.transport.close(1011, "internal error")
-        else:
-            ws.transport.close(1000)
-        self._schedule_flush()
-        await ws.wait_closed()
-        if logger.isEnabledFor(logging.DEBUG):
-            exc = ws._closed_exc
-            logger.debug(
-                "WebSocket closed: HTTP/2 stream %s, path %s, code %s",
-                ws.stream_id,
-                ws.request.path,
-                exc.code if exc else None,
-            )
+        self._start_websocket(transport)
 
     def _on_http_request(self, sid: int, raw: list[tuple[bytes, bytes]], end: bool) -> None:
-        request = request_from_h2(raw)
-        if self._server.process_request is None:
-            self._respond(sid, Response(426, [("content-type", "text/plain")], NOT_A_WEBSOCKET))
-            return
-        self._spawn(self._process_http(sid, request))
+        self._spawn(self._answer_http(sid, request_from_h2(raw)))
 
-    async def _process_http(self, sid: int, request: Request) -> None:
-        try:
-            response = await self._run_process_request(request)
-        except Exception:
-            logger.exception("process_request failed")
-            response = Response(500, [("content-type", "text/plain")], b"internal error\n")
+    async def _answer_http(self, sid: int, request: Request) -> None:
+        response = await self._decide(request)
         if response is None:
-            response = Response(426, [("content-type", "text/plain")], NOT_A_WEBSOCKET)
+            response = Response(426, list(TEXT), NOT_A_WEBSOCKET)
         self._respond(sid, response)
         self._schedule_flush()
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- output -------------------------------------------------------------------
 
@@ -406,6 +314,9 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
     def _ws_write_paused(self) -> bool:
         return self._write_paused
 
+    def _ws_pause_reading(self, sid: int, paused: bool) -> None:
+        pass  # the stream's window does it: its credit is held while paused
+
     # -- shutdown ---------------------------------------------------------------
 
     @property
@@ -439,5 +350,3 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
             self._flush()
             self._close_transport()
 
-
-ProtocolFactory = Callable[[], WebSocketProtocol]

@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any
 
+from .base import ServerConnection
 from .config import ServerConfig
+from .dispatch import ProtocolSelector
 from .http import Request, Response
-from .protocol import H2ServerProtocol
 from .websocket import WebSocket, WebSocketProtocol
 
 __all__ = ["serve", "Server", "Handler", "ProcessRequest"]
@@ -48,6 +49,7 @@ class Server:
         subprotocols: list[str] | None,
         process_request: ProcessRequest | None,
         config: ServerConfig,
+        origins: list[str | None] | None = None,
     ) -> None:
         if handler is None and protocol_factory is None:
             raise TypeError("serve() needs a handler or a protocol_factory")
@@ -55,17 +57,18 @@ class Server:
         self.protocol_factory: Callable[[], WebSocketProtocol] = protocol_factory or WebSocket
         self.subprotocols = subprotocols
         self.process_request = process_request
+        self.origins = origins
         self.config = config
         self.loop = asyncio.get_running_loop()
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[H2ServerProtocol] = set()
+        self._connections: set[ServerConnection] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self.loop.create_future()
 
-    def _register(self, conn: H2ServerProtocol) -> None:
+    def _register(self, conn: ServerConnection) -> None:
         self._connections.add(conn)
 
-    def _unregister(self, conn: H2ServerProtocol) -> None:
+    def _unregister(self, conn: ServerConnection) -> None:
         self._connections.discard(conn)
 
     @property
@@ -73,15 +76,15 @@ class Server:
         return tuple(self._server.sockets) if self._server is not None else ()  # type: ignore[attr-defined]
 
     @property
-    def connections(self) -> frozenset[H2ServerProtocol]:
+    def connections(self) -> frozenset[ServerConnection]:
         return frozenset(self._connections)
 
     async def _start(self, host: str | None, port: int | None, ssl: ssl_module.SSLContext | None,
                      sock: socket.socket | None, **kwargs: Any) -> None:
         if ssl is not None:
-            ssl.set_alpn_protocols(["h2"])
+            ssl.set_alpn_protocols(["h2", "http/1.1"])
         self._server = await self.loop.create_server(
-            lambda: H2ServerProtocol(self),
+            lambda: ProtocolSelector(self),
             host,
             port,  # type: ignore[arg-type]  # None with sock=
             ssl=ssl,
@@ -138,7 +141,9 @@ class serve:  # noqa: N801 - used like a function, as in websockets
     negotiate ``h2`` by ALPN.
 
     Options: ``ssl`` (an ``ssl.SSLContext``), ``sock`` (a bound socket),
-    ``subprotocols`` (in order of preference), ``process_request(request)``
+    ``subprotocols`` (in order of preference), ``origins`` (allowed values of
+    the Origin header, ``None`` in the list allowing requests without one;
+    others get 403), ``process_request(request)``
     (may return an ``h2ws.Response`` to refuse the WebSocket or answer a
     plain HTTP request, sync or async), ``protocol_factory`` (a
     ``WebSocketProtocol`` class for the callback API instead of ``handler``),
@@ -160,6 +165,7 @@ class serve:  # noqa: N801 - used like a function, as in websockets
         subprotocols: list[str] | None = None,
         process_request: ProcessRequest | None = None,
         protocol_factory: Callable[[], WebSocketProtocol] | None = None,
+        origins: list[str | None] | None = None,
         config: ServerConfig | None = None,
         **kwargs: Any,
     ) -> None:
@@ -167,6 +173,7 @@ class serve:  # noqa: N801 - used like a function, as in websockets
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
         self._config = dataclasses.replace(config or ServerConfig(), **overrides)
         self._args = (handler, host, port, ssl, sock, subprotocols, process_request, protocol_factory)
+        self._origins = origins
         self._kwargs = kwargs
         self._server: Server | None = None
 
@@ -178,6 +185,7 @@ class serve:  # noqa: N801 - used like a function, as in websockets
             subprotocols=subprotocols,
             process_request=process_request,
             config=self._config,
+            origins=self._origins,
         )
         await server._start(host, port, ssl, sock, **self._kwargs)
         self._server = server

@@ -34,6 +34,11 @@ logger = logging.getLogger("h2ws.websocket")
 
 _OK_CODES = (1000, 1001, 1005)
 
+#: Messages a paused transport holds before it asks its carrier to stop
+#: reading too (over HTTP/1.1: pause the socket; over HTTP/2 the stream's
+#: window already stops the peer).
+HOLD_LIMIT = 16
+
 
 class _Carrier(Protocol):
     """What a transport needs from the connection that carries it."""
@@ -45,6 +50,7 @@ class _Carrier(Protocol):
     def _ws_consume(self, sid: int, credit: int) -> None: ...
     def _ws_extra_info(self, name: str, default: Any) -> Any: ...
     def _ws_write_paused(self) -> bool: ...
+    def _ws_pause_reading(self, sid: int, paused: bool) -> None: ...
 
 
 class WebSocketProtocol:
@@ -107,6 +113,7 @@ class WebSocketTransport:
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._reading_paused = False
+        self._carrier_paused = False
         self._held: collections.deque[tuple[Data, int]] = collections.deque()
         self._held_credit = 0
         self._writing_paused = False
@@ -212,6 +219,9 @@ class WebSocketTransport:
         while held and not self._reading_paused:
             message, credit = held.popleft()
             self._deliver(message, credit)
+        if self._carrier_paused and len(held) < HOLD_LIMIT:
+            self._carrier_paused = False
+            self._carrier._ws_pause_reading(self._sid, False)
 
     def is_reading(self) -> bool:
         return not self._reading_paused
@@ -232,6 +242,9 @@ class WebSocketTransport:
     def _on_message(self, message: Data, credit: int) -> None:
         if self._reading_paused:
             self._held.append((message, credit))
+            if len(self._held) >= HOLD_LIMIT and not self._carrier_paused:
+                self._carrier_paused = True
+                self._carrier._ws_pause_reading(self._sid, True)
         else:
             self._deliver(message, credit)
 

@@ -12,6 +12,7 @@
 
 #include "../core/error.h"
 #include "../core/frame.h"
+#include "../core/h1.h"
 #include "../core/mask.h"
 #include "../core/mem.h"
 #include "../core/rng.h"
@@ -233,6 +234,28 @@ static PyObject *m_parse_frame_header(PyObject *module, PyObject *arg) {
                        h.masked ? PyBytes_FromStringAndSize((const char *)h.mask, 4)
                                 : Py_NewRef(Py_None),
                        (unsigned long long)h.length, n);
+}
+
+static PyObject *m_websocket_accept(PyObject *module, PyObject *arg) {
+  Py_buffer key;
+  if (PyObject_GetBuffer(arg, &key, PyBUF_SIMPLE) < 0)
+    return NULL;
+  char out[H2WS_ACCEPT_LEN + 1];
+  int rv = h2ws_h1_accept(key.buf, (size_t)key.len, out);
+  PyBuffer_Release(&key);
+  if (rv < 0)
+    return h2ws_py_raise(get_state(module), rv, rv == H2WS_ERR_INVALID_ARGUMENT ? "key too long" : NULL);
+  return PyUnicode_FromStringAndSize(out, H2WS_ACCEPT_LEN);
+}
+
+static PyObject *m_websocket_key_valid(PyObject *module, PyObject *arg) {
+  (void)module;
+  Py_buffer key;
+  if (PyObject_GetBuffer(arg, &key, PyBUF_SIMPLE) < 0)
+    return NULL;
+  int ok = h2ws_h1_key_valid(key.buf, (size_t)key.len);
+  PyBuffer_Release(&key);
+  return PyBool_FromLong(ok);
 }
 
 static PyObject *m_close_code_is_valid(PyObject *module, PyObject *arg) {
@@ -546,6 +569,10 @@ static PyMethodDef module_methods[] = {
     {"parse_frame_header", m_parse_frame_header, METH_O,
      "parse_frame_header(data) -> (fin, rsv, opcode, masked, mask, length, header_size) or "
      "None if more bytes are needed."},
+    {"websocket_accept", m_websocket_accept, METH_O,
+     "websocket_accept(key) -> str: the Sec-WebSocket-Accept for a Sec-WebSocket-Key."},
+    {"websocket_key_valid", m_websocket_key_valid, METH_O,
+     "websocket_key_valid(key) -> bool: base64 of exactly 16 bytes?"},
     {"close_code_is_valid", m_close_code_is_valid, METH_O,
      "close_code_is_valid(code) -> bool: may this code appear in a close frame?"},
     H2WS_PY_BENCH_METHODS

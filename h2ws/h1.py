@@ -1,0 +1,519 @@
+"""The asyncio side of one HTTP/1.1 connection (server role).
+
+Request heads are parsed by llhttp (through ``httptools``); a WebSocket
+Upgrade (RFC 6455 section 4) switches the connection to the same C codec the
+HTTP/2 streams use, and the application gets the same ``WebSocket`` object,
+with ``http_version == "1.1"``. Plain requests are answered in order
+(keep-alive and pipelining) by ``process_request`` or with 426.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from . import _core
+from .base import NOT_A_WEBSOCKET, TEXT, ServerConnection, select_subprotocol
+from .http import Headers, Request, Response
+from .websocket import Data, WebSocketTransport
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["H1ServerProtocol"]
+
+logger = logging.getLogger("h2ws.server")
+
+READ_BUFFER = 256 * 1024
+LINGER_SECONDS = 2.0
+EV_TEXT = _core.EV_TEXT
+EV_BINARY = _core.EV_BINARY
+EV_PING = _core.EV_PING
+EV_PONG = _core.EV_PONG
+EV_CLOSE = _core.EV_CLOSE
+EV_ERROR = _core.EV_ERROR
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+def _tokens(headers: Headers, name: str) -> list[str]:
+    """Comma-separated tokens of every `name` header, lower-cased."""
+    return [t.strip().lower() for v in headers.get_all(name) for t in v.split(",") if t.strip()]
+
+
+def _bad(status: int, reason: str, extra: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, list(TEXT) + (extra or []), (reason + "\n").encode())
+
+
+def check_handshake(request: Request) -> Response | None:
+    """RFC 6455 section 4.2.1: None if `request` is a valid opening handshake,
+    else the response that refuses it (400, or 426 for another version)."""
+    h = request.headers
+    if request.method != "GET":
+        return _bad(400, f"a WebSocket handshake uses GET, not {request.method}")
+    if request.http_version != "1.1":
+        return _bad(400, f"a WebSocket handshake needs HTTP/1.1, not HTTP/{request.http_version}")
+    if "host" not in h:
+        return _bad(400, "missing Host header")
+    if "websocket" not in _tokens(h, "upgrade"):
+        return _bad(400, "missing Upgrade: websocket")
+    if "upgrade" not in _tokens(h, "connection"):
+        return _bad(400, "missing Connection: Upgrade")
+    keys = h.get_all("sec-websocket-key")
+    if len(keys) != 1 or not _core.websocket_key_valid(keys[0].strip().encode("latin-1")):
+        return _bad(400, "Sec-WebSocket-Key must be the base64 of 16 bytes")
+    versions = h.get_all("sec-websocket-version")
+    if not versions:
+        return _bad(400, "missing Sec-WebSocket-Version", [("sec-websocket-version", "13")])
+    if [v.strip() for v in versions] != ["13"]:
+        return _bad(426, "unsupported Sec-WebSocket-Version", [("sec-websocket-version", "13")])
+    return None
+
+
+def serialize_response(response: Response, *, close: bool) -> bytes:
+    """An HTTP/1.1 response head and body."""
+    try:
+        phrase = http.HTTPStatus(response.status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"HTTP/1.1 {response.status} {phrase}"]
+    has_length = False
+    for name, value in response.headers:
+        lname = name.lower()
+        if lname in ("connection", "transfer-encoding"):
+            continue
+        has_length = has_length or lname == "content-length"
+        lines.append(f"{name}: {value}")
+    if not has_length and not (100 <= response.status < 200 or response.status in (204, 304)):
+        lines.append(f"content-length: {len(response.body)}")
+    if close:
+        lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+
+class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
+    """One HTTP/1.1 connection: requests, then maybe one WebSocket."""
+
+    http_version = "1.1"
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(server)
+        self._buffer = bytearray(READ_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = bytearray()
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._request: Request | None = None
+        self._is_ws = False
+        # Answers in request order (pipelining): each slot resolves to an action.
+        self._slots: collections.deque[asyncio.Future[Callable[[], None]]] = collections.deque()
+        self._closing = False  # no more requests: close once the answers are out
+        self._codec: _core.WebSocketCodec | None = None
+        self._ws: WebSocketTransport | None = None
+        self._early = b""  # bytes after an Upgrade request, before our 101
+        self._upgrading = False  # a WebSocket handshake is being decided
+        self._close_after_flush = False
+        self._flush_handle: asyncio.Handle | None = None
+        self._write_paused = False
+        self._lost = False
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._lingering = False
+        self._linger_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.BufferedProtocol -----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._transport.set_write_buffer_limits(high=self._server.config.write_limit)  # type: ignore[union-attr]
+        self._server._register(self)
+        self._arm_idle_timer()
+        logger.debug("connection from %s: HTTP/1.1", transport.get_extra_info("peername"))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._codec is not None:
+            self._ws_data(self._view[:nbytes])
+            return
+        if self._closing or self._lingering:
+            return  # after a request that ends the connection: ignore the rest
+        data = bytes(self._view[:nbytes])
+        if self._upgrading:
+            self._early += data  # the 101 has not gone out yet
+            return
+        self._feed(data)
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            return False
+        if self._codec is None and self._slots:
+            # The client finished sending; let the answers go out, then close.
+            self._closing = True
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        for handle in (self._flush_handle, self._idle_timer, self._linger_timer):
+            if handle is not None:
+                handle.cancel()
+        if self._ws is not None:
+            self._ws._on_ended()
+        self._cancel_tasks()
+        for slot in self._slots:
+            slot.cancel()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._server._unregister(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._ws is not None:
+            self._ws._set_writing_paused()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._ws is not None:
+            self._ws._on_resume_writing()
+
+    # -- HTTP/1.1 requests --------------------------------------------------------
+
+    def _arm_idle_timer(self) -> None:
+        timeout = self._server.config.open_timeout
+        if timeout and self._idle_timer is None and not self._lost:
+            self._idle_timer = self._loop.call_later(timeout, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self._codec is None and not self._slots and self._transport is not None:
+            self._transport.close()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._on_upgrade(data[int(exc.args[0]) :])
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge) or isinstance(exc.__cause__, _HeadTooLarge):
+                self._fail(_bad(431, "request head too large"))
+            else:
+                logger.exception("HTTP/1.1 request handling failed")
+                self._fail(_bad(500, "internal error"))
+        except httptools.HttpParserError as exc:
+            self._fail(_bad(400, f"malformed HTTP/1.1 request: {exc}"))
+
+    def _fail(self, response: Response) -> None:
+        """Answers `response` after the pending answers, then closes."""
+        self._closing = True
+        self._add_slot(self._write_action(response, close=True))
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._url.clear()
+        self._raw = []
+        self._head_size = 0
+        self._request = None
+        self._is_ws = False
+
+    def _count(self, n: int) -> None:
+        self._head_size += n
+        if self._head_size > self._server.config.max_header_list_size:
+            raise _HeadTooLarge
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        if len(self._raw) >= self._server.config.max_headers:
+            raise _HeadTooLarge
+        self._raw.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        headers = Headers.from_raw(self._raw)
+        tls = self._transport is not None and self._transport.get_extra_info("ssl_object") is not None
+        self._request = Request(
+            path=self._url.decode("latin-1"),
+            headers=headers,
+            method=self._parser.get_method().decode("latin-1"),
+            authority=headers.get("host", "") or "",
+            scheme="https" if tls else "http",
+            http_version=self._parser.get_http_version(),
+        )
+        self._is_ws = "websocket" in _tokens(headers, "upgrade")
+
+    def on_body(self, body: bytes) -> None:
+        pass  # request bodies are not used by serve(); the ASGI server reads them
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        assert request is not None
+        if self._parser.should_upgrade():
+            return  # feed_data raises HttpParserUpgrade next: see _on_upgrade
+        if not self._parser.should_keep_alive():
+            self._closing = True
+        if self._is_ws:
+            # A WebSocket request that llhttp did not treat as an upgrade
+            # (e.g. no Connection: Upgrade): refuse it with the reason.
+            refusal = check_handshake(request) or _bad(400, "not a valid WebSocket handshake")
+            self._fail(refusal)
+            return
+        self._answer_http(request)
+
+    def _answer_http(self, request: Request) -> None:
+        close = self._closing
+        if self._server.process_request is None and self._server.origins is None:
+            self._add_slot(self._write_action(Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET), close))
+            return
+
+        async def decide() -> Callable[[], None]:
+            response = await self._decide(request)
+            if response is None:
+                response = Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET)
+            return self._write_action(response, close)
+
+        self._add_slot_async(decide())
+
+    def _on_upgrade(self, rest: bytes) -> None:
+        request = self._request
+        assert request is not None
+        if not self._is_ws:
+            # Upgrade: h2c (or anything else) is answered as plain HTTP/1.1.
+            self._parser = httptools.HttpRequestParser(self)
+            self._answer_http(request)
+            if rest and not self._closing:
+                self._feed(rest)
+            return
+        refusal = check_handshake(request)
+        if refusal is not None:
+            self._fail(refusal)
+            return
+        self._early = rest
+        self._upgrading = True
+        self._pause_reading()
+
+        async def decide() -> Callable[[], None]:
+            response = await self._decide(request)
+            if response is not None:
+                self._closing = True
+                self._upgrading = False
+                return self._write_action(response, True)
+            return lambda: self._switch(request)
+
+        self._add_slot_async(decide())
+
+    # -- ordered answers -------------------------------------------------------------
+
+    def _add_slot(self, action: Callable[[], None]) -> None:
+        fut: asyncio.Future[Callable[[], None]] = self._loop.create_future()
+        fut.set_result(action)
+        self._slots.append(fut)
+        self._pump()
+
+    def _add_slot_async(self, coro: Awaitable[Callable[[], None]]) -> None:
+        fut: asyncio.Future[Callable[[], None]] = self._loop.create_future()
+        self._slots.append(fut)
+
+        async def run() -> None:
+            fut.set_result(await coro)
+            self._pump()
+
+        self._spawn(run())
+
+    def _pump(self) -> None:
+        while self._slots and self._slots[0].done() and not self._lost:
+            action = self._slots.popleft().result()
+            action()
+        if not self._slots and self._codec is None and not self._lost:
+            if self._closing:
+                self._close_transport()
+            else:
+                self._arm_idle_timer()
+
+    def _write_action(self, response: Response, close: bool) -> Callable[[], None]:
+        def write() -> None:
+            if self._transport is not None and not self._lost:
+                self._transport.write(serialize_response(response, close=close))
+                if close:
+                    self._closing = True
+
+        return write
+
+    def _pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._transport is not None and not self._lost:
+            self._transport.resume_reading()
+
+    def _close_transport(self) -> None:
+        t = self._transport
+        if t is None or t.is_closing():
+            return
+        if self._codec is None and t.can_write_eof() and not self._lingering:
+            # Lingering close: closing with unread request bytes in the kernel
+            # would send a RST that can destroy our answer in flight. Send
+            # FIN, discard what still comes, close at EOF or after a moment.
+            self._lingering = True
+            t.write_eof()
+            t.resume_reading()
+            self._linger_timer = self._loop.call_later(LINGER_SECONDS, t.close)
+            return
+        t.close()
+
+    # -- the WebSocket ---------------------------------------------------------------
+
+    def _switch(self, request: Request) -> None:
+        """Sends the 101 and runs the codec on the connection (section 4.2.2)."""
+        assert self._transport is not None
+        key = request.headers["sec-websocket-key"].strip()
+        subprotocol = select_subprotocol(request, self._server.subprotocols)
+        lines = [
+            "HTTP/1.1 101 Switching Protocols",
+            "upgrade: websocket",
+            "connection: Upgrade",
+            f"sec-websocket-accept: {_core.websocket_accept(key.encode('latin-1'))}",
+        ]
+        if subprotocol:
+            lines.append(f"sec-websocket-protocol: {subprotocol}")
+        self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        cfg = self._server.config
+        self._codec = _core.WebSocketCodec(client=False, max_message_size=cfg.max_message_size)
+        self._ws = self._new_transport(0, request, subprotocol)
+        self._start_websocket(self._ws)
+        early, self._early = self._early, b""
+        self._upgrading = False
+        self._resume_reading()
+        if early:
+            self._ws_data(early)
+
+    def _ws_data(self, data: bytes | memoryview) -> None:
+        codec = self._codec
+        t = self._ws
+        assert codec is not None and t is not None
+        for ev in codec.receive_data(data):
+            kind = ev[0]
+            if kind == EV_TEXT or kind == EV_BINARY:
+                t._on_message(ev[1], 0)
+            elif kind == EV_PING:
+                if not codec.close_sent:
+                    codec.pong(ev[1])  # RFC 6455 section 5.5.2
+            elif kind == EV_PONG:
+                t._on_pong(ev[1])
+            elif kind == EV_CLOSE:
+                # Section 5.5.1: echo the close frame; then the server closes
+                # the TCP connection first (section 7.1.1).
+                if not codec.close_sent:
+                    code = ev[1]
+                    codec.close(None if code == 1005 else code)
+                t._on_peer_close(ev[1], ev[2])
+                self._close_after_flush = True
+            elif kind == EV_ERROR:
+                if not codec.close_sent:
+                    codec.close(ev[1], ev[2][:123])
+                t._on_failed(ev[1], ev[2])
+                self._close_after_flush = True  # section 7.1.7: fail the connection
+        self._flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None and not self._lost:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._lost or self._codec is None or self._transport is None:
+            return
+        data = self._codec.data_to_send()
+        if data:
+            self._transport.write(data)
+        if self._close_after_flush:
+            self._close_transport()
+
+    # -- what WebSocketTransport calls (the _Carrier interface) ----------------------
+
+    def _ws_send(self, sid: int, message: Data | bytearray | memoryview) -> bool:
+        assert self._codec is not None
+        self._codec.send(message)
+        self._schedule_flush()
+        return self._write_paused
+
+    def _ws_send_frame(self, sid: int, opcode: int, payload: bytes, fin: bool) -> bool:
+        assert self._codec is not None
+        self._codec.send_frame(opcode, payload, fin=fin)
+        self._schedule_flush()
+        return self._write_paused
+
+    def _ws_close(self, sid: int, code: int | None, reason: str) -> None:
+        codec = self._codec
+        assert codec is not None
+        if codec.close_sent:
+            return
+        codec.close(code, reason)
+        if codec.close_received:
+            self._close_after_flush = True
+        self._schedule_flush()
+
+    def _ws_abort(self, sid: int) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _ws_consume(self, sid: int, credit: int) -> None:
+        pass  # TCP does the flow control: see _ws_pause_reading
+
+    def _ws_pause_reading(self, sid: int, paused: bool) -> None:
+        if paused:
+            self._pause_reading()
+        else:
+            self._resume_reading()
+
+    def _ws_extra_info(self, name: str, default: Any) -> Any:
+        if name == "_buffered":
+            return lambda sid: self._transport.get_write_buffer_size() if self._transport else 0
+        if name == "connection":
+            return self
+        if self._transport is None:
+            return default
+        return self._transport.get_extra_info(name, default)
+
+    def _ws_write_paused(self) -> bool:
+        return self._write_paused
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    @property
+    def open_websockets(self) -> int:
+        return 1 if self._ws is not None and not self._lost else 0
+
+    async def shutdown(self, timeout: float) -> None:
+        """Graceful shutdown: close 1001 on the WebSocket, or let the pending
+        answers go out; close the connection; abort it after `timeout`."""
+        if self._lost:
+            return
+        if self._ws is not None:
+            self._ws.close(1001, "server shutting down")
+        else:
+            self._closing = True
+            if not self._slots:
+                self._close_transport()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+        except asyncio.TimeoutError:
+            if self._transport is not None:
+                self._transport.abort()
