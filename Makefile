@@ -55,24 +55,28 @@ $(STAMPS)/build: $(ALL_C) setup.py
 	$(PY) setup.py -q build_ext --inplace
 	@touch $@
 
-# Debug (-Werror, allocation counting) + ASan/UBSan build, in build/asan.
-ASAN_LIB := build/asan
+# Debug (-Werror, allocation counting) + ASan/UBSan build, in a copy of the
+# tree under build/asan, so that the suite run from there imports that build.
+ASAN_TREE := build/asan
 $(STAMPS)/asan: $(STAMPS)/venv $(ALL_C) $(PY_SRC) setup.py
-	rm -rf $(ASAN_LIB)/h2ws && mkdir -p $(ASAN_LIB)/h2ws
-	cp -r h2ws/. $(ASAN_LIB)/h2ws/ && rm -f $(ASAN_LIB)/h2ws/_core*.so
-	H2WS_DEBUG=1 H2WS_SANITIZE=1 $(PY) setup.py -q build_ext --build-lib $(ASAN_LIB) --build-temp build/asan-tmp --force
+	rm -rf $(ASAN_TREE) && mkdir -p $(ASAN_TREE)
+	cp -r h2ws csrc setup.py pyproject.toml README.md $(ASAN_TREE)/
+	rm -f $(ASAN_TREE)/h2ws/_core*.so
+	cd $(ASAN_TREE) && H2WS_DEBUG=1 H2WS_SANITIZE=1 ../../$(PY) setup.py -q build_ext --inplace --force
 	@touch $@
 
 test-release: build
 	$(PY) -m pytest
 
+# The suite against the sanitizer build (tests copied fresh each run).
 test-asan: $(STAMPS)/asan
-	H2WS_EXPECT_BUILD=asan PYTHONPATH=$(ASAN_LIB) \
+	rm -rf $(ASAN_TREE)/tests $(ASAN_TREE)/examples && cp -r tests examples $(ASAN_TREE)/
+	cd $(ASAN_TREE) && H2WS_EXPECT_BUILD=asan \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONMALLOC=malloc \
-	$(PY) -m pytest -p no:cacheprovider -m codec -q
+	../../$(PY) -m pytest -p no:cacheprovider -q $(ASAN_PYTEST_ARGS)
 
 # libFuzzer with ASan+UBSan+LSan over the codec and the session glue, bounded in time.
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -DH2WS_DEBUG -fsanitize=fuzzer,address,undefined \

@@ -330,6 +330,10 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             return
         for t in list(self._streams.values()):
             t.close(1001, "server shutting down")
+        # The close frames go out before the GOAWAY (Firefox drops its
+        # WebSockets at any GOAWAY, INTEROP.md); submitted together, nghttp2
+        # would send the GOAWAY ahead of the queued DATA.
+        self._flush()
         try:
             self._conn.shutdown_notice()
         except InvalidState:

@@ -118,7 +118,8 @@ class WebSocketTransport:
         self._held_credit = 0
         self._writing_paused = False
         self._closing = False  # our close frame went out (or we failed the stream)
-        self._closed: ConnectionClosed | None = None
+        self._closed: ConnectionClosed | None = None  # reported to the protocol
+        self._ended = False  # the stream or connection is gone
         self._rcvd: tuple[int, str] | None = None
         self._sent: tuple[int, str] | None = None
         self._failed = False
@@ -200,7 +201,7 @@ class WebSocketTransport:
 
     def abort(self) -> None:
         """Ends the WebSocket at once (RST_STREAM CANCEL over HTTP/2)."""
-        if self._closed is None:
+        if not self._ended:
             self._carrier._ws_abort(self._sid)
 
     def pause_reading(self) -> None:
@@ -266,6 +267,10 @@ class WebSocketTransport:
         self._closing = True
         self._sent = (code, reason)
         self._start_close_timer()
+        # RFC 6455 section 7.1.7: the WebSocket is failed now; the application
+        # learns it at once, while the stream itself may linger until the
+        # peer ends it (or the close timer resets it).
+        self._report_closed()
 
     def _on_resume_writing(self) -> None:
         if self._writing_paused:
@@ -278,7 +283,7 @@ class WebSocketTransport:
             self._protocol.pause_writing()
 
     def _start_close_timer(self) -> None:
-        if self._close_timer is None and self._closed is None:
+        if self._close_timer is None and not self._ended:
             self._close_timer = self._loop.call_later(self._close_timeout, self.abort)
 
     def _start_keepalive(self) -> None:
@@ -317,12 +322,18 @@ class WebSocketTransport:
 
     def _on_ended(self) -> None:
         """The stream (or connection) is gone: report how it closed."""
-        if self._closed is not None:
+        if self._ended:
             return
+        self._ended = True
         for timer in (self._close_timer, self._ping_timer):
             if timer is not None:
                 timer.cancel()
         self._close_timer = self._ping_timer = None
+        self._report_closed()
+
+    def _report_closed(self) -> None:
+        if self._closed is not None:
+            return
         exc: ConnectionClosed
         if self._rcvd is not None and not self._failed:
             code, reason = self._rcvd
@@ -334,8 +345,8 @@ class WebSocketTransport:
         else:
             exc = ConnectionClosedError(1006, "", received=False)
         self._closed = exc
+        self._protocol.connection_lost(exc)  # WebSocket keeps what is held
         self._held.clear()
-        self._protocol.connection_lost(exc)
 
 
 class WebSocket(WebSocketProtocol):
@@ -384,6 +395,10 @@ class WebSocket(WebSocketProtocol):
 
     def connection_lost(self, exc: ConnectionClosed) -> None:
         self._closed_exc = exc
+        if self._transport is not None:
+            # Messages that arrived before the end are still returned by
+            # recv() before it raises.
+            self._messages.extend(m for m, _ in self._transport._held)
         for fut in (self._recv_waiter, self._drain_waiter, self._closed_future):
             if fut is not None and not fut.done():
                 fut.set_result(None)
@@ -486,11 +501,12 @@ class WebSocket(WebSocketProtocol):
         fragments of one message from an iterable or async iterable.
 
         Waits while the send buffer is over its limit. Raises ``ConnectionClosed``
-        once the WebSocket is closed.
+        once the WebSocket is closed (while it is closing: when the closing
+        handshake ends).
         """
         transport = self.transport
         if isinstance(message, (str, bytes, bytearray, memoryview)):
-            self._raise_if_closed()
+            await self._ensure_open()
             transport.send(message)
         elif isinstance(message, AsyncIterable):
             await self._send_fragments(message.__aiter__())
@@ -509,7 +525,7 @@ class WebSocket(WebSocketProtocol):
         pending: Data | None = None
         started = False
         async for fragment in fragments:
-            self._raise_if_closed()
+            await self._ensure_open()
             is_text = isinstance(fragment, str)
             if opcode is None:
                 opcode = _core.OP_TEXT if is_text else _core.OP_BINARY
@@ -523,13 +539,17 @@ class WebSocket(WebSocketProtocol):
             pending = fragment
         if pending is None or opcode is None:
             return
+        await self._ensure_open()
         transport.send_frame(_core.OP_CONT if started else opcode, _encode(pending), True)
 
-    def _raise_if_closed(self) -> None:
+    async def _ensure_open(self) -> None:
+        # While closing, wait for the end of the closing handshake (bounded by
+        # the close timeout) and raise how it ended, as websockets does: an
+        # echo loop that races the peer's close then ends quietly.
+        if self._closed_exc is None and self.transport.is_closing():
+            await self.wait_closed()
         if self._closed_exc is not None:
             raise self._closed_exc
-        if self.transport.is_closing():
-            raise InvalidState("the WebSocket is closing")
 
     async def _drain(self) -> None:
         while self._write_paused and self._closed_exc is None:
@@ -545,7 +565,7 @@ class WebSocket(WebSocketProtocol):
     async def ping(self, data: bytes | str | None = None) -> asyncio.Future[float]:
         """Sends a ping; returns a future that resolves to the round-trip time
         in seconds when the pong arrives. ``data`` defaults to 4 random bytes."""
-        self._raise_if_closed()
+        await self._ensure_open()
         if data is None:
             payload = os.urandom(4)
             while payload in self._pings:
@@ -561,7 +581,7 @@ class WebSocket(WebSocketProtocol):
 
     async def pong(self, data: bytes | str = b"") -> None:
         """Sends an unsolicited pong."""
-        self._raise_if_closed()
+        await self._ensure_open()
         self.transport.pong(data.encode() if isinstance(data, str) else bytes(data))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:

@@ -46,7 +46,17 @@ struct h2ws_session {
   size_t nstreams;
   uint8_t draining;
   uint8_t cb_failed;
+  uint8_t settings_unsent; /* our first SETTINGS still to be rewritten (see patch_settings) */
 };
+
+/*
+ * MAX_CONCURRENT_STREAMS. RFC 9113 section 5.1.2 makes a HEADERS over the
+ * advertised limit a stream error (REFUSED_STREAM here), but libnghttp2
+ * (1.52) ends the whole connection. So nghttp2 is given a higher limit,
+ * the value is rewritten to the configured one in our first SETTINGS as it
+ * goes out, and on_begin_headers refuses the streams over it.
+ */
+#define NG_STREAM_MARGIN 1024u
 
 /* ---------------------------------------------------------------------- */
 
@@ -241,6 +251,13 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
   h2ws_session *s = ud;
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
+  if (s->nstreams >= s->cfg.max_concurrent_streams) {
+    /* Over the advertised limit: no stream data, the rest is ignored. */
+    return nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                     NGHTTP2_REFUSED_STREAM) == NGHTTP2_ERR_NOMEM
+               ? NGHTTP2_ERR_CALLBACK_FAILURE
+               : 0;
+  }
   stream *st = h2ws_mem_malloc(s->mem, sizeof *st);
   if (!st)
     return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -640,8 +657,12 @@ int h2ws_session_server_new(h2ws_session **out, const h2ws_session_config *cfg,
   }
   nghttp2_settings_entry iv[5];
   size_t niv = 0;
-  iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-                                       s->cfg.max_concurrent_streams};
+  uint32_t ng_max_streams = s->cfg.max_concurrent_streams;
+  if (ng_max_streams <= UINT32_MAX - NG_STREAM_MARGIN) {
+    ng_max_streams += NG_STREAM_MARGIN;
+    s->settings_unsent = 1;
+  }
+  iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ng_max_streams};
   iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
                                        s->cfg.initial_window_size};
   iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
@@ -693,6 +714,27 @@ int h2ws_session_recv(h2ws_session *s, const uint8_t *data, size_t len, const ch
   return 0;
 }
 
+/* Writes the configured MAX_CONCURRENT_STREAMS into `p` if it holds our
+ * first SETTINGS frame (nghttp2 hands out one frame per mem_send call).
+ * Returns 1 if it did. */
+static int patch_settings(h2ws_session *s, uint8_t *p, size_t n) {
+  if (n < 9 || p[3] != NGHTTP2_SETTINGS || (p[4] & NGHTTP2_FLAG_ACK))
+    return 0;
+  size_t len = (size_t)p[0] << 16 | (size_t)p[1] << 8 | p[2];
+  if (len > n - 9)
+    return 0;
+  uint32_t v = s->cfg.max_concurrent_streams;
+  for (size_t i = 9; i + 6 <= 9 + len; i += 6) {
+    if (p[i] == 0 && p[i + 1] == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+      p[i + 2] = (uint8_t)(v >> 24);
+      p[i + 3] = (uint8_t)(v >> 16);
+      p[i + 4] = (uint8_t)(v >> 8);
+      p[i + 5] = (uint8_t)v;
+    }
+  }
+  return 1;
+}
+
 int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
   if (s->cb_failed)
     return H2WS_ERR_CALLBACK;
@@ -705,6 +747,8 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
       return 0;
     if (h2ws_buf_append(out, p, (size_t)n) < 0)
       return H2WS_ERR_NOMEM;
+    if (s->settings_unsent && patch_settings(s, out->data + out->len - (size_t)n, (size_t)n))
+      s->settings_unsent = 0;
   }
 }
 

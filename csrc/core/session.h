@@ -13,7 +13,9 @@
  * announced as H2WS_SEV_WEBSOCKET; the caller accepts (200) or rejects it.
  * Bad extended CONNECTs are answered by the core itself (400, 501, 431).
  * Other requests are announced as H2WS_SEV_REQUEST and answered with
- * h2ws_session_respond / h2ws_session_send_body.
+ * h2ws_session_respond / h2ws_session_send_body. A request over
+ * MAX_CONCURRENT_STREAMS is refused with RST_STREAM(REFUSED_STREAM) and never
+ * announced; the connection carries on (RFC 9113 section 5.1.2).
  *
  * Flow control: automatic WINDOW_UPDATE is off. The connection window is
  * returned as soon as DATA is parsed. For a WebSocket stream, each message

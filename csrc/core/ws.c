@@ -358,6 +358,13 @@ int h2ws_ws_send_frame(h2ws_ws *ws, h2ws_buf *out, unsigned opcode, const uint8_
                        size_t len, int fin, unsigned rsv) {
   uint8_t hdr[H2WS_FRAME_HEADER_MAX], key[4] = {0};
   uint8_t saved = ws->send_opcode;
+  int text = opcode == H2WS_OP_TEXT || (opcode == H2WS_OP_CONT && ws->send_opcode == H2WS_OP_TEXT);
+  uint32_t utf8 = 0;
+  if (text) {
+    utf8 = h2ws_utf8_feed(opcode == H2WS_OP_TEXT ? H2WS_UTF8_ACCEPT : ws->send_utf8, data, len);
+    if (utf8 == H2WS_UTF8_REJECT || (fin && utf8 != H2WS_UTF8_ACCEPT))
+      return H2WS_ERR_INVALID_ARGUMENT;
+  }
   /* Reserve first so that a failed allocation leaves the state as it was. */
   if (!h2ws_buf_reserve(out, H2WS_FRAME_HEADER_MAX + len))
     return H2WS_ERR_NOMEM;
@@ -367,6 +374,8 @@ int h2ws_ws_send_frame(h2ws_ws *ws, h2ws_buf *out, unsigned opcode, const uint8_
   int rv = append_frame(ws, out, hdr, (size_t)hlen, key, data, len);
   if (rv)
     ws->send_opcode = saved;
+  else if (text)
+    ws->send_utf8 = utf8;
   return rv;
 }
 

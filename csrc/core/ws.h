@@ -77,6 +77,7 @@ typedef struct {
   h2ws_buf msg;
   /* sending */
   uint8_t send_opcode; /* TEXT/BINARY while we send a fragmented message */
+  uint32_t send_utf8;  /* validator state of the text message we send */
   uint8_t close_sent;
   uint8_t close_received;
 } h2ws_ws;
@@ -120,7 +121,9 @@ int h2ws_ws_frame_begin(h2ws_ws *ws, uint8_t *hdr, uint8_t key[4], unsigned opco
 
 /* Appends one complete frame (header, then payload data[0..len), borrowed)
  * to `out`. Same rules and errors as h2ws_ws_frame_begin, plus
- * H2WS_ERR_NOMEM (nothing appended, state unchanged). Returns 0 on success. */
+ * H2WS_ERR_INVALID_ARGUMENT when a text message would not be valid UTF-8
+ * (section 5.6; checked across fragments) and H2WS_ERR_NOMEM (nothing
+ * appended, state unchanged). Returns 0 on success. */
 int h2ws_ws_send_frame(h2ws_ws *ws, h2ws_buf *out, unsigned opcode, const uint8_t *data,
                        size_t len, int fin, unsigned rsv);
 

@@ -416,12 +416,16 @@ static PyObject *conn_send_frame(PyObject *self_, PyObject *args, PyObject *kw) 
   ConnObject *self = (ConnObject *)self_;
   CHECK_SESSION(self);
   static char *kwlist[] = {"stream_id", "opcode", "payload", "fin", NULL};
-  int sid, fin = 1;
-  unsigned int opcode;
+  int sid, fin = 1, opcode;
   Py_buffer b;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "iIy*|$p:send_frame", kwlist, &sid, &opcode, &b, &fin))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "iiy*|$p:send_frame", kwlist, &sid, &opcode, &b, &fin))
     return NULL;
-  int rv = h2ws_session_ws_send(self->session, sid, opcode, b.buf, (size_t)b.len, fin);
+  if (opcode < 0 || opcode > 15) {
+    PyBuffer_Release(&b);
+    PyErr_SetString(PyExc_ValueError, "opcode must be 0..15");
+    return NULL;
+  }
+  int rv = h2ws_session_ws_send(self->session, sid, (unsigned)opcode, b.buf, (size_t)b.len, fin);
   PyBuffer_Release(&b);
   return status_result(self, rv);
 }

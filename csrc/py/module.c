@@ -139,16 +139,16 @@ static PyObject *m_mask_into(PyObject *module, PyObject *args, PyObject *kw) {
 
 static PyObject *m_utf8_feed(PyObject *module, PyObject *args) {
   (void)module;
-  unsigned int state;
+  int state;
   Py_buffer data;
-  if (!PyArg_ParseTuple(args, "Iy*:utf8_feed", &state, &data))
+  if (!PyArg_ParseTuple(args, "iy*:utf8_feed", &state, &data))
     return NULL;
-  if (state > 8) {
+  if (state < 0 || state > 8) {
     PyBuffer_Release(&data);
     PyErr_SetString(PyExc_ValueError, "not a validator state");
     return NULL;
   }
-  uint32_t r = h2ws_utf8_feed(state, data.buf, (size_t)data.len);
+  uint32_t r = h2ws_utf8_feed((uint32_t)state, data.buf, (size_t)data.len);
   PyBuffer_Release(&data);
   return PyLong_FromUnsignedLong(r);
 }
@@ -166,18 +166,18 @@ static PyObject *m_utf8_valid(PyObject *module, PyObject *arg) {
 static PyObject *m_build_frame(PyObject *module, PyObject *args, PyObject *kw) {
   (void)module;
   static char *kwlist[] = {"opcode", "payload", "fin", "rsv", "mask", "length", NULL};
-  unsigned int opcode, rsv = 0;
+  int opcode, rsv = 0;
   int fin = 1;
   Py_buffer payload = {0};
   PyObject *mask_obj = Py_None, *length_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "I|y*$pIOO:build_frame", kwlist, &opcode, &payload,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "i|y*$piOO:build_frame", kwlist, &opcode, &payload,
                                    &fin, &rsv, &mask_obj, &length_obj))
     return NULL;
   PyObject *out = NULL;
   Py_buffer key = {0};
   const uint8_t *keyp = NULL;
   uint64_t length = payload.buf ? (uint64_t)payload.len : 0;
-  if (opcode > 15 || (rsv & ~0x70u)) {
+  if (opcode < 0 || opcode > 15 || rsv < 0 || (rsv & ~0x70)) {
     PyErr_SetString(PyExc_ValueError, "opcode must be 0..15 and rsv a mask of 0x70");
     goto done;
   }
@@ -196,7 +196,7 @@ static PyObject *m_build_frame(PyObject *module, PyObject *args, PyObject *kw) {
   {
     size_t plen = payload.buf ? (size_t)payload.len : 0;
     uint8_t hdr[H2WS_FRAME_HEADER_MAX];
-    size_t hlen = h2ws_frame_header_write(hdr, fin, rsv, opcode, length, keyp);
+    size_t hlen = h2ws_frame_header_write(hdr, fin, (unsigned)rsv, (unsigned)opcode, length, keyp);
     out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(hlen + plen));
     if (!out)
       goto done;
@@ -260,10 +260,12 @@ static PyObject *m_websocket_key_valid(PyObject *module, PyObject *arg) {
 
 static PyObject *m_close_code_is_valid(PyObject *module, PyObject *arg) {
   (void)module;
-  long code = PyLong_AsLong(arg);
+  int overflow;
+  long code = PyLong_AsLongAndOverflow(arg, &overflow);
   if (code == -1 && PyErr_Occurred())
     return NULL;
-  return PyBool_FromLong(code >= 0 && code <= 0xFFFF && h2ws_close_code_is_valid((unsigned)code));
+  return PyBool_FromLong(!overflow && code >= 0 && code <= 0xFFFF &&
+                         h2ws_close_code_is_valid((unsigned)code));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -397,13 +399,18 @@ static PyObject *codec_receive_data(PyObject *self_, PyObject *arg) {
 static PyObject *codec_send_frame(PyObject *self_, PyObject *args, PyObject *kw) {
   CodecObject *self = (CodecObject *)self_;
   static char *kwlist[] = {"opcode", "payload", "fin", "rsv", NULL};
-  unsigned int opcode, rsv = 0;
+  int opcode, rsv = 0;
   Py_buffer payload;
   int fin = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "Iy*|$pI:send_frame", kwlist, &opcode, &payload,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "iy*|$pi:send_frame", kwlist, &opcode, &payload,
                                    &fin, &rsv))
     return NULL;
-  int rv = h2ws_ws_send_frame(&self->ws, &self->out, opcode, payload.buf, (size_t)payload.len,
+  if (opcode < 0 || opcode > 15 || rsv < 0 || rsv > 0x70) {
+    PyBuffer_Release(&payload);
+    PyErr_SetString(PyExc_ValueError, "opcode must be 0..15 and rsv a mask of 0x70");
+    return NULL;
+  }
+  int rv = h2ws_ws_send_frame(&self->ws, &self->out, (unsigned)opcode, payload.buf, (size_t)payload.len,
                               fin, rsv);
   PyBuffer_Release(&payload);
   if (rv < 0)

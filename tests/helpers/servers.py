@@ -33,7 +33,9 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_server(handler: Any = None, *, tls: bool = False, **kwargs: Any) -> AsyncIterator[Running]:
+async def running_server(
+    handler: Any = None, *, tls: bool = False, **kwargs: Any
+) -> AsyncIterator[Running]:
     """Starts ``h2ws.serve(handler, **kwargs)`` on 127.0.0.1 and a free port."""
     ctx = server_context() if tls else None
     async with h2ws.serve(handler, "127.0.0.1", 0, ssl=ctx, **kwargs) as server:
@@ -68,8 +70,12 @@ class H2Client:
     frame-level choreography (END_STREAM, RST_STREAM...).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 conn: h2.connection.H2Connection) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: h2.connection.H2Connection,
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.conn = conn
@@ -79,15 +85,19 @@ class H2Client:
         self.auto_ack = True
 
     @classmethod
-    async def connect(cls, host: str, port: int, *, tls: bool = False,
-                      settings: dict[int, int] | None = None) -> H2Client:
+    async def connect(
+        cls, host: str, port: int, *, tls: bool = False, settings: dict[int, int] | None = None
+    ) -> H2Client:
         ssl = client_context() if tls else None
         reader, writer = await asyncio.open_connection(host, port, ssl=ssl)
         if tls:
             assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None,
-                                        validate_outbound_headers=False,
-                                        normalize_outbound_headers=False)
+        cfg = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         conn = h2.connection.H2Connection(cfg)
         conn.initiate_connection()
         if settings:
@@ -135,7 +145,9 @@ class H2Client:
         return self.conn.remote_settings
 
     async def wait_settings(self) -> None:
-        await self.until(lambda c: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in c.events))
+        await self.until(
+            lambda c: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in c.events)
+        )
 
     def request(self, headers: list[tuple[str, str]], end_stream: bool = False) -> int:
         sid = self.conn.get_next_available_stream_id()
@@ -167,10 +179,12 @@ class H2Client:
     async def open_websocket(self, path: str = "/", **kw: Any) -> int:
         """Sends an extended CONNECT and waits for the 200."""
         await self.wait_settings()
-        sid = self.request(ws_request_headers(path, **kw))
+        sid = self.conn.get_next_available_stream_id()
+        # The codec exists before the request: DATA may come with the 200.
+        self.codecs[sid] = _core.WebSocketCodec(client=True)
+        assert self.request(ws_request_headers(path, **kw)) == sid
         await self.until(lambda c: c.response(sid) is not None or c.reset_code(sid) is not None)
         assert self.status(sid) == 200, (self.status(sid), self.reset_code(sid))
-        self.codecs[sid] = _core.WebSocketCodec(client=True)
         return sid
 
     def ws_send(self, sid: int, message: str | bytes, end_stream: bool = False) -> None:
@@ -183,7 +197,9 @@ class H2Client:
         self.conn.send_data(sid, data, end_stream=end_stream)
         self.flush()
 
-    def ws_close(self, sid: int, code: int | None = 1000, reason: str = "", end_stream: bool = True) -> None:
+    def ws_close(
+        self, sid: int, code: int | None = 1000, reason: str = "", end_stream: bool = True
+    ) -> None:
         codec = self.codecs[sid]
         codec.close(code, reason)
         self.conn.send_data(sid, codec.data_to_send(), end_stream=end_stream)
