@@ -32,7 +32,7 @@ $(CERT_DIR)/cert.pem: $(STAMPS)/sysdeps
 codec-demo: build
 	$(PY) examples/codec_demo.py
 
-test: build test-release test-asan fuzz
+test: build lint typecheck test-release test-asan fuzz
 	@echo "make test: all stages passed"
 
 setup: $(STAMPS)/venv
@@ -97,6 +97,7 @@ bench: build
 
 lint: $(STAMPS)/venv
 	$(PY) -m ruff check h2ws tests benchmarks examples
+	$(PY) -m ruff format --check h2ws examples
 
 typecheck: build
 	$(PY) -m mypy

@@ -29,12 +29,17 @@ def main() -> None:
     for i in range(0, len(wire), 1000):
         for event in server.receive_data(wire[i : i + 1000]):
             kind, *rest = event
-            shown = [r if not isinstance(r, bytes) or len(r) < 40 else f"<{len(r)} bytes>" for r in rest]
+            shown = [
+                r if not isinstance(r, bytes) or len(r) < 40 else f"<{len(r)} bytes>" for r in rest
+            ]
             print(f"  server got {names[kind]}: {shown}")
 
     # A protocol violation: a text frame that is not UTF-8 gets close code 1007.
     bad = _core.WebSocketCodec()
-    print("  invalid UTF-8 ->", bad.receive_data(_core.build_frame(_core.OP_TEXT, b"\xc3\x28", mask=b"abcd")))
+    print(
+        "  invalid UTF-8 ->",
+        bad.receive_data(_core.build_frame(_core.OP_TEXT, b"\xc3\x28", mask=b"abcd")),
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Echo every message on every path, over HTTP/2 (RFC 8441).
 
-    python examples/echo_server.py --host 127.0.0.1 --port 8080                 # h2c
-    python examples/echo_server.py --port 8443 --certfile c.pem --keyfile k.pem  # TLS
+python examples/echo_server.py --host 127.0.0.1 --port 8080                 # h2c
+python examples/echo_server.py --port 8443 --certfile c.pem --keyfile k.pem  # TLS
 """
 
 from __future__ import annotations

@@ -97,7 +97,9 @@ class ServerConnection(abc.ABC):
             logger.exception("process_request failed")
             return Response(500, list(TEXT), b"internal error\n")
 
-    def _new_transport(self, sid: int, request: Request, subprotocol: str | None) -> WebSocketTransport:
+    def _new_transport(
+        self, sid: int, request: Request, subprotocol: str | None
+    ) -> WebSocketTransport:
         cfg = self._server.config
         return WebSocketTransport(
             self,  # type: ignore[arg-type]  # subclasses implement the carrier methods

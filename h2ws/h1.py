@@ -206,7 +206,9 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         except httptools.HttpParserUpgrade as exc:
             self._on_upgrade(data[int(exc.args[0]) :])
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeadTooLarge) or isinstance(exc.__cause__, _HeadTooLarge):
+            if isinstance(exc.__context__, _HeadTooLarge) or isinstance(
+                exc.__cause__, _HeadTooLarge
+            ):
                 self._fail(_bad(431, "request head too large"))
             else:
                 logger.exception("HTTP/1.1 request handling failed")
@@ -247,7 +249,9 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
 
     def on_headers_complete(self) -> None:
         headers = Headers.from_raw(self._raw)
-        tls = self._transport is not None and self._transport.get_extra_info("ssl_object") is not None
+        tls = (
+            self._transport is not None and self._transport.get_extra_info("ssl_object") is not None
+        )
         self._request = Request(
             path=self._url.decode("latin-1"),
             headers=headers,
@@ -279,7 +283,11 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     def _answer_http(self, request: Request) -> None:
         close = self._closing
         if self._server.process_request is None and self._server.origins is None:
-            self._add_slot(self._write_action(Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET), close))
+            self._add_slot(
+                self._write_action(
+                    Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET), close
+                )
+            )
             return
 
         async def decide() -> Callable[[], None]:

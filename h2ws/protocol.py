@@ -42,6 +42,7 @@ SEV_RESUME_WRITING = _core.SEV_RESUME_WRITING
 SEV_GOAWAY = _core.SEV_GOAWAY
 SEV_PEER_ENDED = _core.SEV_PEER_ENDED
 
+
 def request_from_h2(raw: list[tuple[bytes, bytes]]) -> Request:
     """Builds a Request from HTTP/2 request headers (pseudo-headers first)."""
     pseudo: dict[str, str] = {}
@@ -353,4 +354,3 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                 pass
             self._flush()
             self._close_transport()
-

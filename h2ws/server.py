@@ -1,11 +1,11 @@
 """``serve()``: an asyncio WebSocket server, over HTTP/2 (RFC 8441).
 
-    async def echo(ws):
-        async for message in ws:
-            await ws.send(message)
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
 
-    async with h2ws.serve(echo, "127.0.0.1", 8443, ssl=context) as server:
-        await server.serve_forever()
+async with h2ws.serve(echo, "127.0.0.1", 8443, ssl=context) as server:
+    await server.serve_forever()
 """
 
 from __future__ import annotations
@@ -79,8 +79,14 @@ class Server:
     def connections(self) -> frozenset[ServerConnection]:
         return frozenset(self._connections)
 
-    async def _start(self, host: str | None, port: int | None, ssl: ssl_module.SSLContext | None,
-                     sock: socket.socket | None, **kwargs: Any) -> None:
+    async def _start(
+        self,
+        host: str | None,
+        port: int | None,
+        ssl: ssl_module.SSLContext | None,
+        sock: socket.socket | None,
+        **kwargs: Any,
+    ) -> None:
         if ssl is not None:
             ssl.set_alpn_protocols(["h2", "http/1.1"])
         self._server = await self.loop.create_server(
@@ -126,7 +132,10 @@ class Server:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
         await self.wait_closed()
@@ -172,7 +181,16 @@ class serve:  # noqa: N801 - used like a function, as in websockets
         fields = {f.name for f in dataclasses.fields(ServerConfig)}
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
         self._config = dataclasses.replace(config or ServerConfig(), **overrides)
-        self._args = (handler, host, port, ssl, sock, subprotocols, process_request, protocol_factory)
+        self._args = (
+            handler,
+            host,
+            port,
+            ssl,
+            sock,
+            subprotocols,
+            process_request,
+            protocol_factory,
+        )
         self._origins = origins
         self._kwargs = kwargs
         self._server: Server | None = None
@@ -198,7 +216,10 @@ class serve:  # noqa: N801 - used like a function, as in websockets
         return await self._create()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         assert self._server is not None
         self._server.close()

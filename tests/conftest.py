@@ -66,7 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if inspect.iscoroutinefunction(metafunc.function):
-        loops = ["asyncio"] if metafunc.definition.get_closest_marker("one_loop") else ["asyncio", "uvloop"]
+        loops = (
+            ["asyncio"]
+            if metafunc.definition.get_closest_marker("one_loop")
+            else ["asyncio", "uvloop"]
+        )
         metafunc.fixturenames.append("aio_loop")
         metafunc.parametrize("aio_loop", loops)
 

@@ -53,7 +53,9 @@ def handshake(
     return head.encode("latin-1"), key
 
 
-async def exchange(port: int, data: bytes, *, tls: bool = False) -> tuple[int, dict[str, str], bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+async def exchange(
+    port: int, data: bytes, *, tls: bool = False
+) -> tuple[int, dict[str, str], bytes, asyncio.StreamReader, asyncio.StreamWriter]:
     ssl = client_context(["http/1.1"]) if tls else None
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl)
     writer.write(data)
@@ -116,8 +118,18 @@ def test_accept_matches_rfc_example() -> None:
         (dict(version="HTTP/1.0"), 400),  # §4.2.1 item 1: HTTP/1.1 or higher
         (dict(host=None), 400),  # §4.2.1 item 2: Host
     ],
-    ids=["no-key", "short-key", "bad-base64", "no-version", "version-8", "no-connection-upgrade",
-         "no-connection", "post", "http10", "no-host"],
+    ids=[
+        "no-key",
+        "short-key",
+        "bad-base64",
+        "no-version",
+        "version-8",
+        "no-connection-upgrade",
+        "no-connection",
+        "post",
+        "http10",
+        "no-host",
+    ],
 )
 async def test_bad_handshakes(kwargs: dict[str, object], status: int) -> None:
     """§4.2.1-4.2.2: a bad opening handshake is refused with a reason, never upgraded."""
