@@ -11,14 +11,20 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from .exceptions import ConnectionClosed
+from .exceptions import ClientDisconnected, ConnectionClosed
 from .http import Request, Response
 from .websocket import WebSocket, WebSocketTransport
 
 if TYPE_CHECKING:
     from .server import Server
 
-__all__ = ["ServerConnection", "select_subprotocol", "NOT_A_WEBSOCKET"]
+__all__ = [
+    "ServerConnection",
+    "HTTPExchange",
+    "PendingWebSocket",
+    "select_subprotocol",
+    "NOT_A_WEBSOCKET",
+]
 
 logger = logging.getLogger("h2ws.server")
 
@@ -42,6 +48,88 @@ def select_subprotocol(request: Request, supported: list[str] | None) -> str | N
     return None
 
 
+class HTTPExchange(abc.ABC):
+    """One plain HTTP request and its response, over HTTP/1.1 or HTTP/2.
+
+    The request body is read with ``receive()`` (flow control follows the
+    reads); the response is written with ``send_head()`` then ``send_body()``
+    (waiting while the client is slower than the sender).
+    """
+
+    request: Request
+
+    @abc.abstractmethod
+    async def receive(self) -> tuple[bytes, bool]:
+        """The next body chunk and whether more follows; ``(b"", False)`` once
+        the body ended. Raises ClientDisconnected if the client went away."""
+
+    @abc.abstractmethod
+    async def send_head(self, status: int, headers: list[tuple[str, str]], end: bool) -> None:
+        """Sends the status and headers (``end``: no body follows)."""
+
+    @abc.abstractmethod
+    async def send_body(self, data: bytes, end: bool) -> None:
+        """Sends body bytes; ``end`` completes the response."""
+
+    @abc.abstractmethod
+    async def wait_disconnected(self) -> None:
+        """Returns once the client is gone or the exchange is over."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Ends the exchange at once (a broken response)."""
+
+    async def respond(self, response: Response) -> None:
+        """Sends a whole response."""
+        await self.send_head(response.status, response.headers, not response.body)
+        if response.body:
+            await self.send_body(response.body, True)
+
+
+class PendingWebSocket:
+    """A WebSocket request waiting for the application's decision."""
+
+    def __init__(self, conn: ServerConnection, key: int, request: Request) -> None:
+        self.conn = conn
+        self.key = key
+        self.request = request
+        self.gone = False  # the request's stream/connection ended meanwhile
+        self.decided = False
+        self._gone_waiter: asyncio.Future[None] | None = None
+
+    def _set_gone(self) -> None:
+        self.gone = True
+        if self._gone_waiter is not None and not self._gone_waiter.done():
+            self._gone_waiter.set_result(None)
+
+    async def wait_gone(self) -> None:
+        """Returns when the client went away before the decision."""
+        if self.gone:
+            return
+        if self._gone_waiter is None:
+            self._gone_waiter = self.conn._loop.create_future()
+        await asyncio.shield(self._gone_waiter)
+
+    def accept(
+        self, subprotocol: str | None = None, headers: list[tuple[str, str]] | None = None
+    ) -> WebSocketTransport | None:
+        """Opens the WebSocket; None if the client went away meanwhile."""
+        if self.decided:
+            raise RuntimeError("the WebSocket request was already answered")
+        self.decided = True
+        if self.gone:
+            return None
+        return self.conn._ws_do_accept(self, subprotocol, headers or [])
+
+    def reject(self, response: Response) -> None:
+        """Refuses the WebSocket with an HTTP response."""
+        if self.decided:
+            raise RuntimeError("the WebSocket request was already answered")
+        self.decided = True
+        if not self.gone:
+            self.conn._ws_do_reject(self, response)
+
+
 class ServerConnection(abc.ABC):
     """Base of the per-connection protocols (HTTP/2 and HTTP/1.1)."""
 
@@ -60,6 +148,63 @@ class ServerConnection(abc.ABC):
     @abc.abstractmethod
     async def shutdown(self, timeout: float) -> None:
         """Graceful shutdown of the connection, at most `timeout` seconds."""
+
+    @abc.abstractmethod
+    def _ws_do_accept(
+        self, pending: PendingWebSocket, subprotocol: str | None, headers: list[tuple[str, str]]
+    ) -> WebSocketTransport | None:
+        """Answers the request with the protocol's success (200 or 101) and
+        returns the open transport (None if the client went away)."""
+
+    @abc.abstractmethod
+    def _ws_do_reject(self, pending: PendingWebSocket, response: Response) -> None:
+        """Answers the request with `response`."""
+
+    # -- what both protocols do with requests -------------------------------------
+
+    def _on_ws_request(self, pending: PendingWebSocket) -> None:
+        """A WebSocket request arrived: ASGI app, or serve()'s handler."""
+        server = self._server
+        if server.asgi_app is not None:
+            from .asgi import run_websocket
+
+            self._spawn(run_websocket(server.asgi_app, pending, self))
+        elif server.process_request is None and self._check_origin(pending.request) is None:
+            self._accept_for_handler(pending)
+        else:
+            self._spawn(self._decide_then_accept(pending))
+
+    async def _decide_then_accept(self, pending: PendingWebSocket) -> None:
+        response = await self._decide(pending.request)
+        if response is not None:
+            pending.reject(response)
+        else:
+            self._accept_for_handler(pending)
+
+    def _accept_for_handler(self, pending: PendingWebSocket) -> None:
+        subprotocol = select_subprotocol(pending.request, self._server.subprotocols)
+        transport = pending.accept(subprotocol)
+        if transport is not None:
+            self._start_websocket(transport)
+
+    def _on_http_exchange(self, exchange: HTTPExchange) -> None:
+        """A plain request arrived: ASGI app, or process_request / 426."""
+        server = self._server
+        if server.asgi_app is not None:
+            from .asgi import run_http
+
+            self._spawn(run_http(server.asgi_app, exchange, self))
+        else:
+            self._spawn(self._answer_http(exchange))
+
+    async def _answer_http(self, exchange: HTTPExchange) -> None:
+        response = await self._decide(exchange.request)
+        if response is None:
+            response = Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET)
+        try:
+            await exchange.respond(response)
+        except ClientDisconnected:
+            pass
 
     def _cancel_tasks(self) -> None:
         for task in self._tasks:

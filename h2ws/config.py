@@ -47,3 +47,5 @@ class ServerConfig:
     ws_over_h2: bool = True
     #: Seconds a graceful shutdown waits for streams to finish.
     shutdown_timeout: float = 10.0
+    #: ASGI ``root_path``: the prefix the application is mounted at.
+    root_path: str = ""

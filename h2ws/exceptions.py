@@ -15,6 +15,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "ClientDisconnected",
 ]
 
 
@@ -58,3 +59,10 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """Closed with an error code, or without a close frame (1006)."""
+
+
+class ClientDisconnected(H2WSError, OSError):
+    """The client went away (or reset the stream) before the exchange ended.
+
+    An ``OSError``, as the ASGI spec asks of a ``send()`` on a closed connection.
+    """

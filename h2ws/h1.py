@@ -13,13 +13,13 @@ import asyncio
 import collections
 import http
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import httptools
 
 from . import _core
-from .base import NOT_A_WEBSOCKET, TEXT, ServerConnection, select_subprotocol
+from .base import TEXT, HTTPExchange, PendingWebSocket, ServerConnection
+from .exceptions import ClientDisconnected
 from .http import Headers, Request, Response
 from .websocket import Data, WebSocketTransport
 
@@ -32,6 +32,8 @@ logger = logging.getLogger("h2ws.server")
 
 READ_BUFFER = 256 * 1024
 LINGER_SECONDS = 2.0
+#: Request body bytes buffered ahead of the application before reading pauses.
+BODY_BUFFER = 256 * 1024
 EV_TEXT = _core.EV_TEXT
 EV_BINARY = _core.EV_BINARY
 EV_PING = _core.EV_PING
@@ -78,29 +80,169 @@ def check_handshake(request: Request) -> Response | None:
     return None
 
 
-def serialize_response(response: Response, *, close: bool) -> bytes:
-    """An HTTP/1.1 response head and body."""
+def _no_body(status: int) -> bool:
+    return 100 <= status < 200 or status in (204, 304)
+
+
+def serialize_head(
+    status: int, headers: list[tuple[str, str]], *, length: int | None, chunked: bool, close: bool
+) -> bytes:
+    """An HTTP/1.1 response head. `length` (if not None and no content-length
+    is given) becomes content-length; `chunked` adds transfer-encoding."""
     try:
-        phrase = http.HTTPStatus(response.status).phrase
+        phrase = http.HTTPStatus(status).phrase
     except ValueError:
         phrase = ""
-    lines = [f"HTTP/1.1 {response.status} {phrase}"]
+    lines = [f"HTTP/1.1 {status} {phrase}"]
     has_length = False
-    for name, value in response.headers:
+    for name, value in headers:
         lname = name.lower()
-        if lname in ("connection", "transfer-encoding"):
+        if lname in ("connection", "transfer-encoding", "keep-alive"):
             continue
         has_length = has_length or lname == "content-length"
         lines.append(f"{name}: {value}")
-    if not has_length and not (100 <= response.status < 200 or response.status in (204, 304)):
-        lines.append(f"content-length: {len(response.body)}")
+    if not _no_body(status):
+        if chunked:
+            lines.append("transfer-encoding: chunked")
+        elif not has_length and length is not None:
+            lines.append(f"content-length: {length}")
     if close:
         lines.append("connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def serialize_response(response: Response, *, close: bool) -> bytes:
+    """A whole HTTP/1.1 response."""
+    head = serialize_head(
+        response.status, response.headers, length=len(response.body), chunked=False, close=close
+    )
+    return head + response.body
+
+
+class H1Exchange(HTTPExchange):
+    """One plain request on an HTTP/1.1 connection. Responses go out in
+    request order: an exchange runs when the ones before it are done."""
+
+    def __init__(self, proto: H1ServerProtocol, request: Request, keep_alive: bool) -> None:
+        self._proto = proto
+        self.request = request
+        self.keep_alive = keep_alive
+        self._body: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self._body_done = False
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._chunked = False
+        self._head_sent = False
+        self.complete = False
+        self._head_only = request.method == "HEAD"
+        self._disconnected: asyncio.Future[None] = proto._loop.create_future()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_body(self, data: bytes) -> None:
+        self._body.append(data)
+        self.buffered += len(data)
+        self._wake()
+
+    def _on_body_end(self) -> None:
+        self._body_done = True
+        self._wake()
+
+    def _on_closed(self) -> None:
+        self._closed = True
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+        self._wake()
+
+    async def _wait(self) -> None:
+        waiter = self._proto._loop.create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    async def receive(self) -> tuple[bytes, bool]:
+        while not self._body and not self._body_done:
+            if self._closed:
+                raise ClientDisconnected("the client closed the connection")
+            await self._wait()
+        if self._body:
+            data = self._body.popleft()
+            self.buffered -= len(data)
+            self._proto._body_taken()
+            return data, bool(self._body) or not self._body_done
+        return b"", False
+
+    def _write(self, data: bytes) -> None:
+        if self._closed or self._proto._transport is None:
+            raise ClientDisconnected("the client closed the connection")
+        self._proto._transport.write(data)
+
+    async def send_head(self, status: int, headers: list[tuple[str, str]], end: bool) -> None:
+        if self._head_sent:
+            raise RuntimeError("the response head was already sent")
+        self._head_sent = True
+        has_length = any(n.lower() == "content-length" for n, _ in headers)
+        # Without a length, stream with chunked encoding (HTTP/1.1 clients)
+        # or end the body by closing (HTTP/1.0).
+        self._chunked = (
+            not end
+            and not has_length
+            and not _no_body(status)
+            and (self.request.http_version == "1.1")
+        )
+        if not end and not has_length and not self._chunked and not _no_body(status):
+            self.keep_alive = False
+        # The last answer before the connection closes says so.
+        close = not self.keep_alive or (self._proto._closing and len(self._proto._queue) <= 1)
+        self.keep_alive = not close
+        self._write(
+            serialize_head(
+                status, headers, length=0 if end else None, chunked=self._chunked, close=close
+            )
+        )
+        if end:
+            self._done()
+
+    async def send_body(self, data: bytes, end: bool) -> None:
+        if not self._head_sent:
+            raise RuntimeError("send_head() first")
+        if self.complete:
+            raise RuntimeError("the response is complete")
+        if data and not self._head_only:
+            if self._chunked:
+                self._write(b"%x\r\n" % len(data) + data + b"\r\n")
+            else:
+                self._write(data)
+        if end:
+            if self._chunked and not self._head_only:
+                self._write(b"0\r\n\r\n")
+            self._done()
+        elif self._proto._write_paused:
+            await self._proto._drain()
+            if self._closed:
+                raise ClientDisconnected("the client closed the connection")
+
+    def _done(self) -> None:
+        self.complete = True
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+        self._proto._exchange_done(self)
+
+    async def wait_disconnected(self) -> None:
+        await asyncio.shield(self._disconnected)
+
+    def abort(self) -> None:
+        self._proto._ws_abort(0)  # HTTP/1.1 cannot end one response alone
 
 
 class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
-    """One HTTP/1.1 connection: requests, then maybe one WebSocket."""
+    """One HTTP/1.1 connection: requests in order, then maybe one WebSocket."""
 
     http_version = "1.1"
 
@@ -115,8 +257,11 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         self._head_size = 0
         self._request: Request | None = None
         self._is_ws = False
-        # Answers in request order (pipelining): each slot resolves to an action.
-        self._slots: collections.deque[asyncio.Future[Callable[[], None]]] = collections.deque()
+        # Requests in order; the first one is answered now.
+        self._queue: collections.deque[H1Exchange | PendingWebSocket | Response] = (
+            collections.deque()
+        )
+        self._parsing: H1Exchange | None = None  # receives the body being parsed
         self._closing = False  # no more requests: close once the answers are out
         self._codec: _core.WebSocketCodec | None = None
         self._ws: WebSocketTransport | None = None
@@ -125,6 +270,8 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         self._close_after_flush = False
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
         self._lost = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
@@ -135,10 +282,16 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        self._transport.set_write_buffer_limits(high=self._server.config.write_limit)  # type: ignore[union-attr]
+        assert self._transport is not None
+        self._transport.set_write_buffer_limits(high=self._server.config.write_limit)
         self._server._register(self)
         self._arm_idle_timer()
-        logger.debug("connection from %s: HTTP/1.1", transport.get_extra_info("peername"))
+        ssl_object = transport.get_extra_info("ssl_object")
+        logger.debug(
+            "connection from %s: HTTP/1.1 (%s)",
+            transport.get_extra_info("peername"),
+            f"ALPN {ssl_object.selected_alpn_protocol()}" if ssl_object else "cleartext",
+        )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -158,7 +311,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     def eof_received(self) -> bool | None:
         if self._lingering:
             return False
-        if self._codec is None and self._slots:
+        if self._codec is None and self._queue:
             # The client finished sending; let the answers go out, then close.
             self._closing = True
             return True
@@ -171,9 +324,17 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                 handle.cancel()
         if self._ws is not None:
             self._ws._on_ended()
+        for item in self._queue:
+            if isinstance(item, H1Exchange):
+                item._on_closed()
+            elif isinstance(item, PendingWebSocket):
+                item._set_gone()
+        if self._parsing is not None:
+            self._parsing._on_closed()
         self._cancel_tasks()
-        for slot in self._slots:
-            slot.cancel()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if not self._closed.done():
             self._closed.set_result(None)
         self._server._unregister(self)
@@ -185,8 +346,20 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if self._ws is not None:
             self._ws._on_resume_writing()
+
+    async def _drain(self) -> None:
+        while self._write_paused and not self._lost:
+            waiter = self._loop.create_future()
+            self._drain_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._drain_waiter = None
 
     # -- HTTP/1.1 requests --------------------------------------------------------
 
@@ -197,7 +370,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
 
     def _on_idle(self) -> None:
         self._idle_timer = None
-        if self._codec is None and not self._slots and self._transport is not None:
+        if self._codec is None and not self._queue and self._transport is not None:
             self._transport.close()
 
     def _feed(self, data: bytes) -> None:
@@ -219,7 +392,10 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     def _fail(self, response: Response) -> None:
         """Answers `response` after the pending answers, then closes."""
         self._closing = True
-        self._add_slot(self._write_action(response, close=True))
+        if self._parsing is not None:
+            self._parsing._on_closed()  # its body will never complete
+            self._parsing = None
+        self._enqueue(response)
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -252,7 +428,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         tls = (
             self._transport is not None and self._transport.get_extra_info("ssl_object") is not None
         )
-        self._request = Request(
+        self._request = request = Request(
             path=self._url.decode("latin-1"),
             headers=headers,
             method=self._parser.get_method().decode("latin-1"),
@@ -261,13 +437,20 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             http_version=self._parser.get_http_version(),
         )
         self._is_ws = "websocket" in _tokens(headers, "upgrade")
+        if self._is_ws:
+            return  # decided at the end of the message (or at the upgrade)
+        exchange = H1Exchange(self, request, self._parser.should_keep_alive())
+        self._parsing = exchange
+        self._enqueue(exchange)
 
     def on_body(self, body: bytes) -> None:
-        pass  # request bodies are not used by serve(); the ASGI server reads them
+        exchange = self._parsing
+        if exchange is not None:
+            exchange._on_body(body)
+            if exchange.buffered > BODY_BUFFER:
+                self._pause_reading()
 
     def on_message_complete(self) -> None:
-        request = self._request
-        assert request is not None
         if self._parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next: see _on_upgrade
         if not self._parser.should_keep_alive():
@@ -275,36 +458,23 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         if self._is_ws:
             # A WebSocket request that llhttp did not treat as an upgrade
             # (e.g. no Connection: Upgrade): refuse it with the reason.
-            refusal = check_handshake(request) or _bad(400, "not a valid WebSocket handshake")
-            self._fail(refusal)
+            request = self._request
+            assert request is not None
+            self._fail(check_handshake(request) or _bad(400, "not a valid WebSocket handshake"))
             return
-        self._answer_http(request)
-
-    def _answer_http(self, request: Request) -> None:
-        close = self._closing
-        if self._server.process_request is None and self._server.origins is None:
-            self._add_slot(
-                self._write_action(
-                    Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET), close
-                )
-            )
-            return
-
-        async def decide() -> Callable[[], None]:
-            response = await self._decide(request)
-            if response is None:
-                response = Response(426, list(TEXT) + [("upgrade", "websocket")], NOT_A_WEBSOCKET)
-            return self._write_action(response, close)
-
-        self._add_slot_async(decide())
+        if self._parsing is not None:
+            self._parsing._on_body_end()
+            self._parsing = None
 
     def _on_upgrade(self, rest: bytes) -> None:
         request = self._request
         assert request is not None
         if not self._is_ws:
             # Upgrade: h2c (or anything else) is answered as plain HTTP/1.1.
+            if self._parsing is not None:
+                self._parsing._on_body_end()
+                self._parsing = None
             self._parser = httptools.HttpRequestParser(self)
-            self._answer_http(request)
             if rest and not self._closing:
                 self._feed(rest)
             return
@@ -315,60 +485,65 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         self._early = rest
         self._upgrading = True
         self._pause_reading()
+        self._enqueue(PendingWebSocket(self, 0, request))
 
-        async def decide() -> Callable[[], None]:
-            response = await self._decide(request)
-            if response is not None:
-                self._closing = True
-                self._upgrading = False
-                return self._write_action(response, True)
-            return lambda: self._switch(request)
+    # -- answers in request order ----------------------------------------------------
 
-        self._add_slot_async(decide())
+    def _enqueue(self, item: H1Exchange | PendingWebSocket | Response) -> None:
+        self._queue.append(item)
+        if len(self._queue) == 1:
+            self._start_head()
+        elif len(self._queue) > 8:
+            self._pause_reading()  # pipelining: bounded read-ahead
 
-    # -- ordered answers -------------------------------------------------------------
+    def _start_head(self) -> None:
+        """Runs the first queued request."""
+        while self._queue and not self._lost:
+            item = self._queue[0]
+            if isinstance(item, H1Exchange):
+                self._on_http_exchange(item)
+                return
+            if isinstance(item, PendingWebSocket):
+                self._on_ws_request(item)
+                return
+            # A refusal decided by the parser: write it and close.
+            self._queue.popleft()
+            if self._transport is not None:
+                self._transport.write(serialize_response(item, close=True))
+            self._closing = True
+        self._after_answers()
 
-    def _add_slot(self, action: Callable[[], None]) -> None:
-        fut: asyncio.Future[Callable[[], None]] = self._loop.create_future()
-        fut.set_result(action)
-        self._slots.append(fut)
-        self._pump()
+    def _exchange_done(self, exchange: H1Exchange) -> None:
+        if self._queue and self._queue[0] is exchange:
+            self._queue.popleft()
+        if not exchange.keep_alive:
+            self._closing = True
+            self._queue.clear()
+        self._start_head()
 
-    def _add_slot_async(self, coro: Awaitable[Callable[[], None]]) -> None:
-        fut: asyncio.Future[Callable[[], None]] = self._loop.create_future()
-        self._slots.append(fut)
+    def _after_answers(self) -> None:
+        if self._queue or self._codec is not None or self._lost:
+            return
+        if self._closing:
+            self._close_transport()
+        else:
+            self._resume_reading()
+            self._arm_idle_timer()
 
-        async def run() -> None:
-            fut.set_result(await coro)
-            self._pump()
-
-        self._spawn(run())
-
-    def _pump(self) -> None:
-        while self._slots and self._slots[0].done() and not self._lost:
-            action = self._slots.popleft().result()
-            action()
-        if not self._slots and self._codec is None and not self._lost:
-            if self._closing:
-                self._close_transport()
-            else:
-                self._arm_idle_timer()
-
-    def _write_action(self, response: Response, close: bool) -> Callable[[], None]:
-        def write() -> None:
-            if self._transport is not None and not self._lost:
-                self._transport.write(serialize_response(response, close=close))
-                if close:
-                    self._closing = True
-
-        return write
+    def _body_taken(self) -> None:
+        if self._reading_paused and not self._upgrading and len(self._queue) <= 8:
+            parsing = self._parsing
+            if parsing is None or parsing.buffered <= BODY_BUFFER:
+                self._resume_reading()
 
     def _pause_reading(self) -> None:
-        if self._transport is not None:
+        if self._transport is not None and not self._reading_paused:
+            self._reading_paused = True
             self._transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._transport is not None and not self._lost:
+        if self._transport is not None and not self._lost and self._reading_paused:
+            self._reading_paused = False
             self._transport.resume_reading()
 
     def _close_transport(self) -> None:
@@ -381,18 +556,36 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             # FIN, discard what still comes, close at EOF or after a moment.
             self._lingering = True
             t.write_eof()
-            t.resume_reading()
+            if self._reading_paused:
+                self._reading_paused = False
+                t.resume_reading()
             self._linger_timer = self._loop.call_later(LINGER_SECONDS, t.close)
             return
         t.close()
 
     # -- the WebSocket ---------------------------------------------------------------
 
-    def _switch(self, request: Request) -> None:
+    def _ws_do_reject(self, pending: PendingWebSocket, response: Response) -> None:
+        self._upgrading = False
+        self._early = b""
+        if self._queue and self._queue[0] is pending:
+            self._queue.popleft()
+        if self._transport is not None and not self._lost:
+            self._transport.write(serialize_response(response, close=True))
+        self._closing = True
+        self._queue.clear()
+        self._after_answers()
+
+    def _ws_do_accept(
+        self, pending: PendingWebSocket, subprotocol: str | None, headers: list[tuple[str, str]]
+    ) -> WebSocketTransport | None:
         """Sends the 101 and runs the codec on the connection (section 4.2.2)."""
-        assert self._transport is not None
+        if self._transport is None or self._lost:
+            return None
+        if self._queue and self._queue[0] is pending:
+            self._queue.popleft()
+        request = pending.request
         key = request.headers["sec-websocket-key"].strip()
-        subprotocol = select_subprotocol(request, self._server.subprotocols)
         lines = [
             "HTTP/1.1 101 Switching Protocols",
             "upgrade: websocket",
@@ -401,16 +594,26 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         ]
         if subprotocol:
             lines.append(f"sec-websocket-protocol: {subprotocol}")
+        for name, value in headers:
+            if name.lower() not in (
+                "upgrade",
+                "connection",
+                "sec-websocket-accept",
+                "content-length",
+            ):
+                lines.append(f"{name}: {value}")
         self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         cfg = self._server.config
         self._codec = _core.WebSocketCodec(client=False, max_message_size=cfg.max_message_size)
-        self._ws = self._new_transport(0, request, subprotocol)
-        self._start_websocket(self._ws)
+        self._ws = transport = self._new_transport(0, request, subprotocol)
         early, self._early = self._early, b""
         self._upgrading = False
+        self._queue.clear()
         self._resume_reading()
         if early:
-            self._ws_data(early)
+            # Frames that came with the handshake: after the protocol is set.
+            self._loop.call_soon(self._ws_data, early)
+        return transport
 
     def _ws_data(self, data: bytes | memoryview) -> None:
         codec = self._codec
@@ -518,7 +721,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             self._ws.close(1001, "server shutting down")
         else:
             self._closing = True
-            if not self._slots:
+            if not self._queue:
                 self._close_transport()
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), timeout)

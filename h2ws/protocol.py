@@ -10,12 +10,13 @@ tasks).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from typing import TYPE_CHECKING, Any
 
 from . import _core
-from .base import NOT_A_WEBSOCKET, TEXT, ServerConnection, select_subprotocol
-from .exceptions import InvalidState, ProtocolError
+from .base import HTTPExchange, PendingWebSocket, ServerConnection
+from .exceptions import ClientDisconnected, InvalidState, ProtocolError
 from .http import Headers, Request, Response
 from .websocket import Data, WebSocketTransport
 
@@ -85,7 +86,8 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         self._view = memoryview(self._buffer)
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, WebSocketTransport] = {}
-        self._pending: set[int] = set()  # WebSocket requests not yet answered
+        self._pending: dict[int, PendingWebSocket] = {}  # WebSocket requests not yet answered
+        self._http: dict[int, H2Exchange] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
         self._lost = False
@@ -133,6 +135,11 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         streams, self._streams = self._streams, {}
         for t in streams.values():
             t._on_ended()
+        for pending in self._pending.values():
+            pending._set_gone()
+        http_, self._http = self._http, {}
+        for ex in http_.values():
+            ex._on_closed(None)
         self._cancel_tasks()
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
@@ -161,12 +168,22 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                 self._on_websocket_request(ev[1], ev[2])
             elif kind == SEV_STREAM_END:
                 sid = ev[1]
-                self._pending.discard(sid)
+                pending = self._pending.pop(sid, None)
+                if pending is not None:
+                    pending._set_gone()
+                ex = self._http.pop(sid, None)
+                if ex is not None:
+                    ex._on_closed(ev[2])
                 t = streams.pop(sid, None)
                 if t is not None:
                     t._on_ended()
-                    if not streams and self._idle is not None and not self._idle.done():
-                        self._idle.set_result(None)
+                if (
+                    not streams
+                    and not self._http
+                    and self._idle is not None
+                    and not self._idle.done()
+                ):
+                    self._idle.set_result(None)
             elif kind == SEV_PONG:
                 t = streams.get(ev[1])
                 if t is not None:
@@ -185,31 +202,49 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                 t = streams.get(ev[1])
                 if t is not None:
                     t._on_resume_writing()
+                else:
+                    ex = self._http.get(ev[1])
+                    if ex is not None:
+                        ex._wake()
             elif kind == SEV_REQUEST:
                 self._on_http_request(ev[1], ev[2], ev[3])
             elif kind == SEV_BODY:
-                self._conn.consume(ev[1], ev[3])  # request bodies are not used here
+                ex = self._http.get(ev[1])
+                if ex is not None:
+                    ex._on_body(ev[2], ev[3])
+                else:
+                    self._conn.consume(ev[1], ev[3])
+            elif kind == SEV_BODY_END:
+                ex = self._http.get(ev[1])
+                if ex is not None:
+                    ex._on_body_end()
             elif kind == SEV_GOAWAY:
                 logger.debug("peer sent GOAWAY (last stream %s, error %s)", ev[1], ev[2])
 
     def _on_websocket_request(self, sid: int, raw: list[tuple[bytes, bytes]]) -> None:
-        request = request_from_h2(raw)
-        if self._server.process_request is None and self._check_origin(request) is None:
-            self._accept(sid, request)
-            return
-        self._pending.add(sid)
-        self._spawn(self._decide_then_accept(sid, request))
+        pending = PendingWebSocket(self, sid, request_from_h2(raw))
+        self._pending[sid] = pending
+        self._on_ws_request(pending)
 
-    async def _decide_then_accept(self, sid: int, request: Request) -> None:
-        response = await self._decide(request)
-        if sid not in self._pending:
-            return  # the stream ended meanwhile
-        self._pending.discard(sid)
-        if response is not None:
-            self._respond(sid, response)
-        else:
-            self._accept(sid, request)
+    def _ws_do_accept(
+        self, pending: PendingWebSocket, subprotocol: str | None, headers: list[tuple[str, str]]
+    ) -> WebSocketTransport | None:
+        sid = pending.key
+        self._pending.pop(sid, None)
+        if subprotocol:
+            headers = [("sec-websocket-protocol", subprotocol), *headers]
+        try:
+            self._conn.accept(sid, headers)
+        except InvalidState:
+            return None
+        transport = self._new_transport(sid, pending.request, subprotocol)
+        self._streams[sid] = transport
         self._schedule_flush()
+        return transport
+
+    def _ws_do_reject(self, pending: PendingWebSocket, response: Response) -> None:
+        self._pending.pop(pending.key, None)
+        self._respond(pending.key, response)
 
     def _respond(self, sid: int, response: Response) -> None:
         try:
@@ -220,27 +255,12 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                 self._conn.respond(sid, response.status, response.headers, end_stream=True)
         except InvalidState:
             pass  # the stream is gone
-
-    def _accept(self, sid: int, request: Request) -> None:
-        subprotocol = select_subprotocol(request, self._server.subprotocols)
-        headers = [("sec-websocket-protocol", subprotocol)] if subprotocol else []
-        try:
-            self._conn.accept(sid, headers)
-        except InvalidState:
-            return
-        transport = self._new_transport(sid, request, subprotocol)
-        self._streams[sid] = transport
-        self._start_websocket(transport)
+        self._schedule_flush()
 
     def _on_http_request(self, sid: int, raw: list[tuple[bytes, bytes]], end: bool) -> None:
-        self._spawn(self._answer_http(sid, request_from_h2(raw)))
-
-    async def _answer_http(self, sid: int, request: Request) -> None:
-        response = await self._decide(request)
-        if response is None:
-            response = Response(426, list(TEXT), NOT_A_WEBSOCKET)
-        self._respond(sid, response)
-        self._schedule_flush()
+        exchange = H2Exchange(self, sid, request_from_h2(raw), end)
+        self._http[sid] = exchange
+        self._on_http_exchange(exchange)
 
     # -- output -------------------------------------------------------------------
 
@@ -340,7 +360,7 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         except InvalidState:
             pass
         self._flush()
-        if self._streams or self._pending:
+        if self._streams or self._pending or self._http:
             self._idle = self._loop.create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self._idle), timeout)
@@ -354,3 +374,90 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                 pass
             self._flush()
             self._close_transport()
+
+
+class H2Exchange(HTTPExchange):
+    """A plain request on one HTTP/2 stream. The stream's window comes back
+    as the application reads the body."""
+
+    def __init__(self, proto: H2ServerProtocol, sid: int, request: Request, ended: bool) -> None:
+        self._proto = proto
+        self._sid = sid
+        self.request = request
+        self._body: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._body_done = ended
+        self._closed = False
+        self._reset_code: int | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._disconnected: asyncio.Future[None] = proto._loop.create_future()
+        self._paused = False
+
+    def _wake(self) -> None:
+        self._paused = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_body(self, data: bytes, credit: int) -> None:
+        self._body.append((data, credit))
+        self._wake()
+
+    def _on_body_end(self) -> None:
+        self._body_done = True
+        self._wake()
+
+    def _on_closed(self, code: int | None) -> None:
+        self._closed = True
+        self._reset_code = code
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+        self._wake()
+
+    async def _wait(self) -> None:
+        waiter = self._proto._loop.create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    async def receive(self) -> tuple[bytes, bool]:
+        while not self._body and not self._body_done:
+            if self._closed:
+                raise ClientDisconnected("the client reset the request")
+            await self._wait()
+        if self._body:
+            data, credit = self._body.popleft()
+            self._proto._ws_consume(self._sid, credit)
+            return data, bool(self._body) or not self._body_done
+        return b"", False
+
+    async def send_head(self, status: int, headers: list[tuple[str, str]], end: bool) -> None:
+        if self._closed:
+            raise ClientDisconnected("the stream is closed")
+        try:
+            self._proto._conn.respond(self._sid, status, headers, end_stream=end)
+        except InvalidState as exc:
+            raise ClientDisconnected("the stream is closed") from exc
+        self._proto._schedule_flush()
+
+    async def send_body(self, data: bytes, end: bool) -> None:
+        if self._closed:
+            raise ClientDisconnected("the stream is closed")
+        try:
+            paused = self._proto._conn.send_body(self._sid, data, end_stream=end)
+        except InvalidState as exc:
+            raise ClientDisconnected("the stream is closed") from exc
+        self._proto._schedule_flush()
+        if paused:
+            self._paused = True
+            while self._paused and not self._closed:
+                await self._wait()
+
+    async def wait_disconnected(self) -> None:
+        await asyncio.shield(self._disconnected)
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._proto._conn.reset(self._sid, 2)  # INTERNAL_ERROR
+            self._proto._schedule_flush()

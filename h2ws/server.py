@@ -50,9 +50,14 @@ class Server:
         process_request: ProcessRequest | None,
         config: ServerConfig,
         origins: list[str | None] | None = None,
+        asgi_app: Any = None,
     ) -> None:
-        if handler is None and protocol_factory is None:
+        if handler is None and protocol_factory is None and asgi_app is None:
             raise TypeError("serve() needs a handler or a protocol_factory")
+        #: An ASGI 3 application (h2ws.asgi); then requests and WebSockets go to it.
+        self.asgi_app = asgi_app
+        #: ASGI lifespan state, copied into each request's scope.
+        self.asgi_state: dict[str, Any] = {}
         self.handler = handler
         self.protocol_factory: Callable[[], WebSocketProtocol] = protocol_factory or WebSocket
         self.subprotocols = subprotocols
@@ -64,6 +69,8 @@ class Server:
         self._connections: set[ServerConnection] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self.loop.create_future()
+        #: Coroutine functions run after the connections closed (ASGI lifespan).
+        self._on_closed: list[Callable[[], Awaitable[None]]] = []
 
     def _register(self, conn: ServerConnection) -> None:
         self._connections.add(conn)
@@ -114,6 +121,11 @@ class Server:
             await asyncio.gather(*(c.shutdown(timeout) for c in conns), return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        for hook in self._on_closed:
+            try:
+                await hook()
+            except Exception:
+                logger.exception("shutdown hook failed")
         if not self._closed.done():
             self._closed.set_result(None)
 
