@@ -12,13 +12,18 @@ CORE_SRC := $(wildcard csrc/core/*.c)
 ALL_C    := $(wildcard csrc/*/*.c csrc/*/*.h)
 PY_SRC   := $(wildcard h2ws/*.py h2ws/*.pyi)
 
-.PHONY: demo codec-demo test setup sysdeps venv build test-release test-asan fuzz bench lint typecheck clean
+.PHONY: demo echo-demo codec-demo test setup sysdeps venv build test-release test-asan fuzz bench lint typecheck clean
 
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8443
 CERT_DIR  := build/demo-cert
 
 demo: build $(CERT_DIR)/cert.pem
+	@echo "demo: open https://$(DEMO_HOST):$(DEMO_PORT)/ (self-signed certificate)"
+	$(VENV)/bin/h2ws examples.demo:app --host $(DEMO_HOST) --port $(DEMO_PORT) \
+	  --certfile $(CERT_DIR)/cert.pem --keyfile $(CERT_DIR)/key.pem
+
+echo-demo: build $(CERT_DIR)/cert.pem
 	$(PY) examples/echo_server.py --host $(DEMO_HOST) --port $(DEMO_PORT) \
 	  --certfile $(CERT_DIR)/cert.pem --keyfile $(CERT_DIR)/key.pem
 

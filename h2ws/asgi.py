@@ -27,6 +27,13 @@ from .websocket import WebSocket
 __all__ = ["serve_asgi", "Lifespan", "ASGIApp"]
 
 logger = logging.getLogger("h2ws.asgi")
+access_logger = logging.getLogger("h2ws.access")
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -128,6 +135,7 @@ async def run_http(app: ASGIApp, exchange: HTTPExchange, conn: ServerConnection)
     except ClientDisconnected:
         pass
     except Exception:
+        status = 500
         logger.exception("ASGI application failed (%s %s)", request.method, request.path)
         if not started or not head_sent:
             await _safe_respond(
@@ -149,6 +157,15 @@ async def run_http(app: ASGIApp, exchange: HTTPExchange, conn: ServerConnection)
         elif not complete:
             logger.error("ASGI application returned before its response ended: %s", request.path)
             exchange.abort()
+    if conn._server.config.access_log:
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            _client(scope),
+            request.method,
+            request.path,
+            request.http_version,
+            status if started else 500,
+        )
 
 
 async def _safe_respond(exchange: HTTPExchange, response: Response) -> None:
@@ -278,6 +295,16 @@ async def run_websocket(app: ASGIApp, pending: PendingWebSocket, conn: ServerCon
         who_closed = "server"
         ws.transport.close(1000)
     await ws.wait_closed()
+    if conn._server.config.access_log:
+        access_logger.info(
+            '%s - "WEBSOCKET %s" HTTP/%s stream %s closed %s by %s',
+            _client(scope),
+            request.path,
+            request.http_version,
+            ws.stream_id,
+            ws.close_code,
+            who_closed,
+        )
     logger.debug(
         "WebSocket closed: HTTP/%s, stream %s, path %s, code %s, closed by %s",
         request.http_version,

@@ -272,7 +272,9 @@ class ServerConnection(abc.ABC):
             transport.request.path,
         )
         if isinstance(protocol, WebSocket) and server.handler is not None:
-            self._spawn(self._run_handler(protocol))
+            # Not a connection task: the handler outlives the connection, to
+            # see ConnectionClosed from recv() rather than a cancellation.
+            server._spawn_handler(self._run_handler(protocol))
 
     async def _run_handler(self, ws: WebSocket) -> None:
         handler = self._server.handler

@@ -49,3 +49,5 @@ class ServerConfig:
     shutdown_timeout: float = 10.0
     #: ASGI ``root_path``: the prefix the application is mounted at.
     root_path: str = ""
+    #: Log one line per request and per WebSocket on the ``h2ws.access`` logger.
+    access_log: bool = False

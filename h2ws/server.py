@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any
 
@@ -69,6 +69,7 @@ class Server:
         self._connections: set[ServerConnection] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self.loop.create_future()
+        self._handlers: set[asyncio.Task[None]] = set()
         #: Coroutine functions run after the connections closed (ASGI lifespan).
         self._on_closed: list[Callable[[], Awaitable[None]]] = []
 
@@ -77,6 +78,14 @@ class Server:
 
     def _unregister(self, conn: ServerConnection) -> None:
         self._connections.discard(conn)
+
+    def _spawn_handler(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Runs a WebSocket handler. Its connection's end does not cancel it
+        (recv() raises ConnectionClosed); a graceful shutdown cancels the
+        handlers still running when shutdown_timeout is up."""
+        task = self.loop.create_task(coro)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -116,9 +125,16 @@ class Server:
         if self._server is not None:
             self._server.close()
         timeout = self.config.shutdown_timeout
+        deadline = self.loop.time() + timeout
         conns = list(self._connections)
         if conns:
             await asyncio.gather(*(c.shutdown(timeout) for c in conns), return_exceptions=True)
+        if self._handlers:
+            _, stubborn = await asyncio.wait(
+                set(self._handlers), timeout=max(deadline - self.loop.time(), 0.0)
+            )
+            for task in stubborn:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
         for hook in self._on_closed:
