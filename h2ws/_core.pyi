@@ -38,6 +38,8 @@ SEV_STREAM_END: int
 SEV_RESUME_WRITING: int
 SEV_GOAWAY: int
 SEV_PEER_ENDED: int
+SEV_SETTINGS: int
+SEV_RESPONSE: int
 
 def nghttp2_version() -> str: ...
 def build_info() -> dict[str, Any]: ...
@@ -96,6 +98,7 @@ class H2Connection:
     def __init__(
         self,
         *,
+        client: bool = False,
         enable_connect_protocol: bool = True,
         max_concurrent_streams: int = 100,
         initial_window_size: int = 262144,
@@ -108,6 +111,7 @@ class H2Connection:
     def receive_data(self, data: ReadableBuffer, /) -> list[tuple[Any, ...]]: ...
     def data_to_send(self) -> bytes: ...
     def events(self) -> list[tuple[Any, ...]]: ...
+    def connect_websocket(self, headers: Sequence[_Header], /) -> int: ...
     def accept(self, stream_id: int, headers: Sequence[_Header] | None = ()) -> None: ...
     def respond(
         self,

@@ -11,6 +11,7 @@ enum {
   KIND_HTTP,         /* plain request */
   KIND_WS_REQUESTED, /* extended CONNECT announced, waiting for accept/reject */
   KIND_WS,           /* accepted WebSocket */
+  KIND_WS_CONNECTING,/* client: extended CONNECT sent, no response yet */
   KIND_ANSWERED      /* rejected or answered by the core: discard input */
 };
 
@@ -47,6 +48,8 @@ struct h2ws_session {
   uint8_t draining;
   uint8_t cb_failed;
   uint8_t settings_unsent; /* our first SETTINGS still to be rewritten (see patch_settings) */
+  uint8_t client;          /* client role */
+  h2ws_rng rng;            /* masking keys, client role */
 };
 
 /*
@@ -280,10 +283,14 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
   (void)ng;
   (void)flags;
   h2ws_session *s = ud;
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-    return 0; /* trailers: ignored (and refused on WebSocket streams) */
+  if (frame->hd.type != NGHTTP2_HEADERS)
+    return 0;
   stream *st = get_stream(s, frame->hd.stream_id);
   if (!st || st->hdr_too_big)
+    return 0;
+  /* Request heads (server), or the response to our extended CONNECT
+   * (client); trailers are ignored (and refused on WebSocket streams). */
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST && st->kind != KIND_WS_CONNECTING)
     return 0;
   /* RFC 9113 section 6.5.2: name + value + 32 per field. */
   uint64_t add = (uint64_t)namelen + valuelen + 32;
@@ -370,6 +377,56 @@ static int process_request(h2ws_session *s, stream *st, int end_stream) {
   int rv = emit(s, &ev);
   h2ws_buf_free(&st->hdrs);
   return rv ? H2WS_ERR_CALLBACK : 0;
+}
+
+/* Client: the response to our extended CONNECT (RFC 8441 section 5). A 2xx
+ * without END_STREAM opens the WebSocket; anything else is reported with
+ * its status, and its body (if any) comes as BODY events. */
+static int process_response(h2ws_session *s, stream *st, int end_stream) {
+  unsigned status = 0;
+  h2ws_header h;
+  size_t pos = 0;
+  while (h2ws_header_next(st->hdrs.data, st->hdrs.len, &pos, &h)) {
+    if (hdr_is(&h, ":status") && h.valuelen == 3) {
+      status = (unsigned)(h.value[0] - '0') * 100 + (unsigned)(h.value[1] - '0') * 10 +
+               (unsigned)(h.value[2] - '0');
+    }
+  }
+  if (status >= 100 && status < 200) {
+    /* Informational: the final response follows. */
+    h2ws_buf_free(&st->hdrs);
+    st->nheaders = 0;
+    st->hdr_bytes = 0;
+    return 0;
+  }
+  if (end_stream)
+    st->remote_ended = 1;
+  if (status >= 200 && status < 300 && !end_stream && !st->hdr_too_big) {
+    h2ws_ws_config cfg = s->cfg.ws;
+    cfg.client = 1;
+    h2ws_ws_init(&st->ws, &cfg, s->mem, &s->rng);
+    st->ws_inited = 1;
+    st->kind = KIND_WS;
+  } else {
+    st->kind = KIND_HTTP;
+  }
+  h2ws_session_event ev;
+  event_init(&ev, H2WS_SEV_RESPONSE, st->id);
+  ev.code = status;
+  ev.headers = st->hdrs.data;
+  ev.headers_len = st->hdrs.len;
+  ev.nheaders = st->nheaders;
+  st->announced = 1;
+  int rv = emit(s, &ev);
+  h2ws_buf_free(&st->hdrs);
+  if (rv)
+    return H2WS_ERR_CALLBACK;
+  if (end_stream && st->kind == KIND_HTTP) {
+    event_init(&ev, H2WS_SEV_BODY_END, st->id);
+    if (emit(s, &ev))
+      return H2WS_ERR_CALLBACK;
+  }
+  return 0;
 }
 
 static int return_window(h2ws_session *s, stream *st) {
@@ -540,6 +597,10 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     if (!st)
       return 0;
     int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (st->kind == KIND_WS_CONNECTING) {
+      int rv = process_response(s, st, end);
+      return rv == H2WS_ERR_CALLBACK ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+    }
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       int rv = process_request(s, st, end);
       if (rv == H2WS_ERR_CALLBACK || rv == H2WS_ERR_NOMEM)
@@ -561,6 +622,15 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
     if (st && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && on_remote_end(s, st))
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
+  }
+  case NGHTTP2_SETTINGS: {
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+      return 0;
+    h2ws_session_event ev;
+    event_init(&ev, H2WS_SEV_SETTINGS, 0);
+    ev.code = nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL);
+    ev.credit = nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    return emit(s, &ev) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
   }
   case NGHTTP2_GOAWAY: {
     h2ws_session_event ev;
@@ -607,8 +677,21 @@ static int on_stream_close(nghttp2_session *ng, int32_t sid, uint32_t error_code
 /* ---------------------------------------------------------------------- */
 /* Session                                                                 */
 
+static int session_new(h2ws_session **out, const h2ws_session_config *cfg, const h2ws_mem *mem,
+                       h2ws_session_event_cb cb, void *user_data, int client);
+
 int h2ws_session_server_new(h2ws_session **out, const h2ws_session_config *cfg,
                             const h2ws_mem *mem, h2ws_session_event_cb cb, void *user_data) {
+  return session_new(out, cfg, mem, cb, user_data, 0);
+}
+
+int h2ws_session_client_new(h2ws_session **out, const h2ws_session_config *cfg,
+                            const h2ws_mem *mem, h2ws_session_event_cb cb, void *user_data) {
+  return session_new(out, cfg, mem, cb, user_data, 1);
+}
+
+static int session_new(h2ws_session **out, const h2ws_session_config *cfg, const h2ws_mem *mem,
+                       h2ws_session_event_cb cb, void *user_data, int client) {
   if (!mem)
     mem = h2ws_mem_default();
   h2ws_session *s = h2ws_mem_malloc(mem, sizeof *s);
@@ -628,6 +711,8 @@ int h2ws_session_server_new(h2ws_session **out, const h2ws_session_config *cfg,
   }
   s->cb = cb;
   s->cb_data = user_data;
+  s->client = (uint8_t)client;
+  h2ws_rng_init(&s->rng);
   s->ngmem = (nghttp2_mem){(void *)mem, ng_malloc, ng_free, ng_calloc, ng_realloc};
 
   nghttp2_session_callbacks *cbs;
@@ -648,7 +733,8 @@ int h2ws_session_server_new(h2ws_session **out, const h2ws_session_config *cfg,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  int rv = nghttp2_session_server_new3(&s->ng, cbs, s, opt, &s->ngmem);
+  int rv = client ? nghttp2_session_client_new3(&s->ng, cbs, s, opt, &s->ngmem)
+                  : nghttp2_session_server_new3(&s->ng, cbs, s, opt, &s->ngmem);
   nghttp2_session_callbacks_del(cbs);
   nghttp2_option_del(opt);
   if (rv) {
@@ -658,18 +744,22 @@ int h2ws_session_server_new(h2ws_session **out, const h2ws_session_config *cfg,
   nghttp2_settings_entry iv[5];
   size_t niv = 0;
   uint32_t ng_max_streams = s->cfg.max_concurrent_streams;
-  if (ng_max_streams <= UINT32_MAX - NG_STREAM_MARGIN) {
+  if (client) {
+    /* A client accepts no pushes and opens no streams to itself. */
+    iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+  } else if (ng_max_streams <= UINT32_MAX - NG_STREAM_MARGIN) {
     ng_max_streams += NG_STREAM_MARGIN;
     s->settings_unsent = 1;
   }
-  iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ng_max_streams};
+  if (!client)
+    iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ng_max_streams};
   iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
                                        s->cfg.initial_window_size};
   iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
                                        s->cfg.max_header_list_size};
   if (s->cfg.max_frame_size != 16384)
     iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, s->cfg.max_frame_size};
-  if (s->cfg.enable_connect_protocol)
+  if (s->cfg.enable_connect_protocol && !client) /* never sent by clients (RFC 8441 section 3) */
     iv[niv++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
   rv = nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, niv);
   if (!rv && s->cfg.connection_window_size > 65535)
@@ -690,6 +780,7 @@ void h2ws_session_del(h2ws_session *s) {
   nghttp2_session_del(s->ng); /* calls no callbacks */
   while (s->streams)
     stream_free(s, s->streams);
+  h2ws_rng_free(&s->rng);
   h2ws_mem_free(s->mem, s);
 }
 
@@ -766,6 +857,50 @@ int h2ws_session_ws_accept(h2ws_session *s, int32_t sid, const h2ws_header *hdrs
   st->kind = KIND_WS;
   h2ws_ws_init(&st->ws, &s->cfg.ws, s->mem, NULL);
   st->ws_inited = 1;
+  return 0;
+}
+
+int h2ws_session_ws_connect(h2ws_session *s, const h2ws_header *hdrs, size_t n, int32_t *sid_out) {
+  if (!s->client)
+    return H2WS_ERR_INVALID_STATE;
+  if (s->draining || !nghttp2_session_check_request_allowed(s->ng))
+    return H2WS_ERR_INVALID_STATE;
+  nghttp2_nv stack[32], *nva = stack;
+  if (n > 32) {
+    nva = h2ws_mem_malloc(s->mem, n * sizeof *nva);
+    if (!nva)
+      return H2WS_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    nva[i] = (nghttp2_nv){(uint8_t *)hdrs[i].name, (uint8_t *)hdrs[i].value, hdrs[i].namelen,
+                          hdrs[i].valuelen, NGHTTP2_NV_FLAG_NONE};
+  stream *st = h2ws_mem_malloc(s->mem, sizeof *st);
+  if (!st) {
+    if (nva != stack)
+      h2ws_mem_free(s->mem, nva);
+    return H2WS_ERR_NOMEM;
+  }
+  memset(st, 0, sizeof *st);
+  h2ws_buf_init(&st->hdrs, s->mem);
+  h2ws_buf_init(&st->outq, s->mem);
+  st->kind = KIND_WS_CONNECTING;
+  nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_cb};
+  int32_t sid = nghttp2_submit_request(s->ng, NULL, nva, n, &prd, st);
+  if (nva != stack)
+    h2ws_mem_free(s->mem, nva);
+  if (sid < 0) {
+    h2ws_mem_free(s->mem, st);
+    return sid == NGHTTP2_ERR_NOMEM ? H2WS_ERR_NOMEM : H2WS_ERR_INVALID_STATE;
+  }
+  st->id = sid;
+  st->has_provider = 1;
+  st->announced = 1;
+  st->next = s->streams;
+  if (s->streams)
+    s->streams->prev = st;
+  s->streams = st;
+  s->nstreams++;
+  *sid_out = sid;
   return 0;
 }
 

@@ -68,7 +68,11 @@ typedef enum {
   H2WS_SEV_STREAM_END = 10,    /* stream closed: code = HTTP/2 error code (0 clean) */
   H2WS_SEV_RESUME_WRITING = 11,/* the stream's send queue drained */
   H2WS_SEV_GOAWAY = 12,        /* peer's GOAWAY: stream_id = last stream id, code */
-  H2WS_SEV_PEER_ENDED = 13     /* WebSocket stream ended by the peer without a close frame */
+  H2WS_SEV_PEER_ENDED = 13,    /* WebSocket stream ended by the peer without a close frame */
+  H2WS_SEV_SETTINGS = 14,      /* peer's SETTINGS: code = ENABLE_CONNECT_PROTOCOL,
+                                  credit = MAX_CONCURRENT_STREAMS */
+  H2WS_SEV_RESPONSE = 15       /* client: response to our extended CONNECT: code = status,
+                                  headers; a 2xx opened the WebSocket */
 } h2ws_session_event_type;
 
 typedef struct {
@@ -109,6 +113,26 @@ typedef int (*h2ws_session_event_cb)(const h2ws_session_event *ev, void *user_da
  */
 int h2ws_session_server_new(h2ws_session **out, const h2ws_session_config *cfg,
                             const h2ws_mem *mem, h2ws_session_event_cb cb, void *user_data);
+
+/*
+ * Creates a client session and queues its SETTINGS (ENABLE_PUSH 0, windows,
+ * header list size; never ENABLE_CONNECT_PROTOCOL). Same arguments and
+ * errors as h2ws_session_server_new. Open WebSockets with
+ * h2ws_session_ws_connect once H2WS_SEV_SETTINGS reported the peer's
+ * ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441 section 3); frames are masked
+ * with fresh keys from OpenSSL's CSPRNG.
+ */
+int h2ws_session_client_new(h2ws_session **out, const h2ws_session_config *cfg,
+                            const h2ws_mem *mem, h2ws_session_event_cb cb, void *user_data);
+
+/*
+ * Client: sends an extended CONNECT with `hdrs` (borrowed; the caller gives
+ * every field, pseudo-headers first: :method CONNECT, :protocol websocket,
+ * :scheme, :path, :authority, sec-websocket-version 13...). Sets *sid_out.
+ * H2WS_SEV_RESPONSE follows. Returns 0, H2WS_ERR_INVALID_STATE (not a
+ * client, no new streams allowed: GOAWAY or closing), H2WS_ERR_NOMEM.
+ */
+int h2ws_session_ws_connect(h2ws_session *s, const h2ws_header *hdrs, size_t n, int32_t *sid_out);
 
 /* Frees the session and every stream it holds. NULL is allowed. */
 void h2ws_session_del(h2ws_session *s);

@@ -73,6 +73,14 @@ static PyObject *event_tuple(const h2ws_session_event *ev) {
   case H2WS_SEV_STREAM_END:
   case H2WS_SEV_GOAWAY:
     return Py_BuildValue("(iiI)", ev->type, ev->stream_id, ev->code);
+  case H2WS_SEV_SETTINGS:
+    return Py_BuildValue("(iiIn)", ev->type, ev->stream_id, ev->code, (Py_ssize_t)ev->credit);
+  case H2WS_SEV_RESPONSE: {
+    PyObject *hl = headers_to_list(ev);
+    if (!hl)
+      return NULL;
+    return Py_BuildValue("(iiIN)", ev->type, ev->stream_id, ev->code, hl);
+  }
   case H2WS_SEV_BODY_END:
   case H2WS_SEV_RESUME_WRITING:
   case H2WS_SEV_PEER_ENDED:
@@ -145,15 +153,15 @@ static int get_u64_opt(PyObject *o, uint64_t *out, const char *name) {
 
 static int conn_init(PyObject *self_, PyObject *args, PyObject *kw) {
   ConnObject *self = (ConnObject *)self_;
-  static char *kwlist[] = {"enable_connect_protocol", "max_concurrent_streams",
+  static char *kwlist[] = {"client", "enable_connect_protocol", "max_concurrent_streams",
                            "initial_window_size",     "connection_window_size",
                            "max_header_list_size",    "max_frame_size",
                            "write_high_water",        "max_message_size",
                            NULL};
-  int ecp = 1;
+  int client = 0, ecp = 1;
   PyObject *mcs = NULL, *iws = NULL, *cws = NULL, *mhl = NULL, *mfs = NULL, *hw = NULL,
            *mms = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|$pOOOOOOO:H2Connection", kwlist, &ecp, &mcs, &iws,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|$ppOOOOOOO:H2Connection", kwlist, &client, &ecp, &mcs, &iws,
                                    &cws, &mhl, &mfs, &hw, &mms))
     return -1;
   if (self->session) {
@@ -173,7 +181,8 @@ static int conn_init(PyObject *self_, PyObject *args, PyObject *kw) {
     return -1;
   cfg.write_high_water = hw32;
   self->st = h2ws_py_state_of(self_);
-  int rv = h2ws_session_server_new(&self->session, &cfg, &h2ws_py_mem, on_event, self);
+  int rv = client ? h2ws_session_client_new(&self->session, &cfg, &h2ws_py_mem, on_event, self)
+                  : h2ws_session_server_new(&self->session, &cfg, &h2ws_py_mem, on_event, self);
   if (rv) {
     self->session = NULL;
     h2ws_py_raise(self->st, rv,
@@ -349,6 +358,25 @@ static PyObject *conn_accept(PyObject *self_, PyObject *args, PyObject *kw) {
   if (rv < 0)
     return fail(self, rv, rv == H2WS_ERR_INVALID_STATE ? "not a pending WebSocket request" : NULL);
   Py_RETURN_NONE;
+}
+
+static PyObject *conn_connect_websocket(PyObject *self_, PyObject *arg) {
+  ConnObject *self = (ConnObject *)self_;
+  CHECK_SESSION(self);
+  PyObject *fast;
+  size_t n;
+  h2ws_header *hv = convert_headers(arg, &fast, &n);
+  if (!hv)
+    return NULL;
+  int32_t sid = 0;
+  int rv = h2ws_session_ws_connect(self->session, hv, n, &sid);
+  PyMem_Free(hv);
+  Py_XDECREF(fast);
+  if (rv < 0)
+    return fail(self, rv,
+                rv == H2WS_ERR_INVALID_STATE ? "no new stream can be opened on this connection"
+                                             : NULL);
+  return PyLong_FromLong(sid);
 }
 
 static PyObject *conn_respond(PyObject *self_, PyObject *args, PyObject *kw) {
@@ -544,6 +572,8 @@ static PyMethodDef conn_methods[] = {
      "events() -> events raised since the last receive_data() (e.g. by data_to_send())."},
     {"accept", (PyCFunction)(void (*)(void))conn_accept, METH_VARARGS | METH_KEYWORDS,
      "accept(stream_id, headers=()): answer a WebSocket request with :status 200."},
+    {"connect_websocket", conn_connect_websocket, METH_O,
+     "connect_websocket(headers) -> stream_id: client role, an extended CONNECT (RFC 8441)."},
     {"respond", (PyCFunction)(void (*)(void))conn_respond, METH_VARARGS | METH_KEYWORDS,
      "respond(stream_id, status, headers=(), *, end_stream=False)"},
     {"send_body", (PyCFunction)(void (*)(void))conn_send_body, METH_VARARGS | METH_KEYWORDS,
@@ -579,7 +609,7 @@ static PyType_Slot conn_slots[] = {
     {Py_tp_methods, conn_methods},
     {Py_tp_getset, conn_getset},
     {Py_tp_doc,
-     "H2Connection(*, enable_connect_protocol=True, max_concurrent_streams=100, "
+     "H2Connection(*, client=False, enable_connect_protocol=True, max_concurrent_streams=100, "
      "initial_window_size=262144, connection_window_size=8388608, max_header_list_size=16384, "
      "max_frame_size=16384, write_high_water=65536, max_message_size=1048576)\n--\n\n"
      "The server side of one HTTP/2 connection carrying WebSockets (RFC 8441), sans-IO."},
@@ -610,7 +640,9 @@ int h2ws_py_connection_add(PyObject *m, module_state *st) {
                 {"SEV_STREAM_END", H2WS_SEV_STREAM_END},
                 {"SEV_RESUME_WRITING", H2WS_SEV_RESUME_WRITING},
                 {"SEV_GOAWAY", H2WS_SEV_GOAWAY},
-                {"SEV_PEER_ENDED", H2WS_SEV_PEER_ENDED}};
+                {"SEV_PEER_ENDED", H2WS_SEV_PEER_ENDED},
+                {"SEV_SETTINGS", H2WS_SEV_SETTINGS},
+                {"SEV_RESPONSE", H2WS_SEV_RESPONSE}};
   for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++)
     if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) < 0)
       return -1;
