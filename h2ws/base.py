@@ -134,6 +134,7 @@ class ServerConnection(abc.ABC):
     """Base of the per-connection protocols (HTTP/2 and HTTP/1.1)."""
 
     http_version = "?"
+    _loop: asyncio.AbstractEventLoop
 
     def __init__(self, server: Server) -> None:
         self._server = server
@@ -168,7 +169,10 @@ class ServerConnection(abc.ABC):
         if server.asgi_app is not None:
             from .asgi import run_websocket
 
-            self._spawn(run_websocket(server.asgi_app, pending, self))
+            # Like serve()'s handlers, the application outlives the
+            # connection: it learns of the end from receive() (a disconnect
+            # message), not from a cancellation.
+            server._spawn_handler(run_websocket(server.asgi_app, pending, self))
         elif server.process_request is None and self._check_origin(pending.request) is None:
             self._accept_for_handler(pending)
         else:
@@ -193,7 +197,7 @@ class ServerConnection(abc.ABC):
         if server.asgi_app is not None:
             from .asgi import run_http
 
-            self._spawn(run_http(server.asgi_app, exchange, self))
+            server._spawn_handler(run_http(server.asgi_app, exchange, self))
         else:
             self._spawn(self._answer_http(exchange))
 

@@ -64,50 +64,21 @@ def request_from_h2(raw: list[tuple[bytes, bytes]]) -> Request:
     )
 
 
-class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
-    """One HTTP/2 connection: WebSocket streams and plain requests."""
+class H2Peer(asyncio.BufferedProtocol):
+    """What both ends of an HTTP/2 connection do: feed the C session, route
+    WebSocket events to their transports, write once per read or loop tick,
+    and carry the transports' commands (the _Carrier interface)."""
 
-    http_version = "2"
-
-    def __init__(self, server: Server) -> None:
-        super().__init__(server)
-        cfg = server.config
-        self._conn = _core.H2Connection(
-            enable_connect_protocol=cfg.ws_over_h2,
-            max_concurrent_streams=cfg.max_concurrent_streams,
-            initial_window_size=cfg.initial_window_size,
-            connection_window_size=cfg.connection_window_size,
-            max_header_list_size=cfg.max_header_list_size,
-            max_frame_size=cfg.max_frame_size,
-            write_high_water=cfg.write_limit,
-            max_message_size=cfg.max_message_size,
-        )
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: _core.H2Connection) -> None:
+        self._loop = loop
+        self._conn = conn
         self._buffer = bytearray(READ_BUFFER)
         self._view = memoryview(self._buffer)
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, WebSocketTransport] = {}
-        self._pending: dict[int, PendingWebSocket] = {}  # WebSocket requests not yet answered
-        self._http: dict[int, H2Exchange] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
         self._lost = False
-        self._idle: asyncio.Future[None] | None = None
-
-    # -- asyncio.BufferedProtocol --------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
-        self._server._register(self)
-        if logger.isEnabledFor(logging.DEBUG):
-            ssl_object = transport.get_extra_info("ssl_object")
-            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-            logger.debug(
-                "connection from %s: HTTP/2 (%s), RFC 8441 setting %s",
-                transport.get_extra_info("peername"),
-                f"ALPN {alpn}" if ssl_object is not None else "h2c prior knowledge",
-                "sent" if self._server.config.ws_over_h2 else "not sent",
-            )
-        self._flush()  # our SETTINGS
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -135,15 +106,6 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         streams, self._streams = self._streams, {}
         for t in streams.values():
             t._on_ended()
-        for pending in self._pending.values():
-            pending._set_gone()
-        http_, self._http = self._http, {}
-        for ex in http_.values():
-            ex._on_closed(None)
-        self._cancel_tasks()
-        if self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
-        self._server._unregister(self)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -151,8 +113,6 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._flush()
-
-    # -- events ----------------------------------------------------------------
 
     def _dispatch(self, events: list[tuple[Any, ...]]) -> None:
         streams = self._streams
@@ -164,26 +124,11 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                     t._on_message(ev[2], ev[3])
                 else:
                     self._conn.consume(ev[1], ev[3])
-            elif kind == SEV_WEBSOCKET:
-                self._on_websocket_request(ev[1], ev[2])
             elif kind == SEV_STREAM_END:
-                sid = ev[1]
-                pending = self._pending.pop(sid, None)
-                if pending is not None:
-                    pending._set_gone()
-                ex = self._http.pop(sid, None)
-                if ex is not None:
-                    ex._on_closed(ev[2])
-                t = streams.pop(sid, None)
+                t = streams.pop(ev[1], None)
                 if t is not None:
                     t._on_ended()
-                if (
-                    not streams
-                    and not self._http
-                    and self._idle is not None
-                    and not self._idle.done()
-                ):
-                    self._idle.set_result(None)
+                self._on_stream_end(ev[1], ev[2])
             elif kind == SEV_PONG:
                 t = streams.get(ev[1])
                 if t is not None:
@@ -198,69 +143,16 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
                     t._on_failed(ev[2], ev[3])
             elif kind == SEV_PEER_ENDED:
                 pass  # the stream ends next; no close frame means 1006
-            elif kind == SEV_RESUME_WRITING:
-                t = streams.get(ev[1])
-                if t is not None:
-                    t._on_resume_writing()
-                else:
-                    ex = self._http.get(ev[1])
-                    if ex is not None:
-                        ex._wake()
-            elif kind == SEV_REQUEST:
-                self._on_http_request(ev[1], ev[2], ev[3])
-            elif kind == SEV_BODY:
-                ex = self._http.get(ev[1])
-                if ex is not None:
-                    ex._on_body(ev[2], ev[3])
-                else:
-                    self._conn.consume(ev[1], ev[3])
-            elif kind == SEV_BODY_END:
-                ex = self._http.get(ev[1])
-                if ex is not None:
-                    ex._on_body_end()
-            elif kind == SEV_GOAWAY:
-                logger.debug("peer sent GOAWAY (last stream %s, error %s)", ev[1], ev[2])
-
-    def _on_websocket_request(self, sid: int, raw: list[tuple[bytes, bytes]]) -> None:
-        pending = PendingWebSocket(self, sid, request_from_h2(raw))
-        self._pending[sid] = pending
-        self._on_ws_request(pending)
-
-    def _ws_do_accept(
-        self, pending: PendingWebSocket, subprotocol: str | None, headers: list[tuple[str, str]]
-    ) -> WebSocketTransport | None:
-        sid = pending.key
-        self._pending.pop(sid, None)
-        if subprotocol:
-            headers = [("sec-websocket-protocol", subprotocol), *headers]
-        try:
-            self._conn.accept(sid, headers)
-        except InvalidState:
-            return None
-        transport = self._new_transport(sid, pending.request, subprotocol)
-        self._streams[sid] = transport
-        self._schedule_flush()
-        return transport
-
-    def _ws_do_reject(self, pending: PendingWebSocket, response: Response) -> None:
-        self._pending.pop(pending.key, None)
-        self._respond(pending.key, response)
-
-    def _respond(self, sid: int, response: Response) -> None:
-        try:
-            if response.body:
-                self._conn.respond(sid, response.status, response.headers)
-                self._conn.send_body(sid, response.body, end_stream=True)
+            elif kind == SEV_RESUME_WRITING and ev[1] in streams:
+                streams[ev[1]]._on_resume_writing()
             else:
-                self._conn.respond(sid, response.status, response.headers, end_stream=True)
-        except InvalidState:
-            pass  # the stream is gone
-        self._schedule_flush()
+                self._dispatch_other(ev)
 
-    def _on_http_request(self, sid: int, raw: list[tuple[bytes, bytes]], end: bool) -> None:
-        exchange = H2Exchange(self, sid, request_from_h2(raw), end)
-        self._http[sid] = exchange
-        self._on_http_exchange(exchange)
+    def _dispatch_other(self, ev: tuple[Any, ...]) -> None:
+        """Events that are not about an open WebSocket (each role's own)."""
+
+    def _on_stream_end(self, sid: int, code: int) -> None:
+        """A stream closed (after its WebSocket, if any, was told)."""
 
     # -- output -------------------------------------------------------------------
 
@@ -337,6 +229,139 @@ class H2ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
 
     def _ws_pause_reading(self, sid: int, paused: bool) -> None:
         pass  # the stream's window does it: its credit is held while paused
+
+
+class H2ServerProtocol(ServerConnection, H2Peer):
+    """One HTTP/2 connection: WebSocket streams and plain requests."""
+
+    http_version = "2"
+
+    def __init__(self, server: Server) -> None:
+        ServerConnection.__init__(self, server)
+        cfg = server.config
+        conn = _core.H2Connection(
+            enable_connect_protocol=cfg.ws_over_h2,
+            max_concurrent_streams=cfg.max_concurrent_streams,
+            initial_window_size=cfg.initial_window_size,
+            connection_window_size=cfg.connection_window_size,
+            max_header_list_size=cfg.max_header_list_size,
+            max_frame_size=cfg.max_frame_size,
+            write_high_water=cfg.write_limit,
+            max_message_size=cfg.max_message_size,
+        )
+        H2Peer.__init__(self, self._loop, conn)
+        self._pending: dict[int, PendingWebSocket] = {}  # WebSocket requests not yet answered
+        self._http: dict[int, H2Exchange] = {}
+        self._idle: asyncio.Future[None] | None = None
+
+    # -- asyncio.BufferedProtocol --------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        self._server._register(self)
+        if logger.isEnabledFor(logging.DEBUG):
+            ssl_object = transport.get_extra_info("ssl_object")
+            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            logger.debug(
+                "connection from %s: HTTP/2 (%s), RFC 8441 setting %s",
+                transport.get_extra_info("peername"),
+                f"ALPN {alpn}" if ssl_object is not None else "h2c prior knowledge",
+                "sent" if self._server.config.ws_over_h2 else "not sent",
+            )
+        self._flush()  # our SETTINGS
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        H2Peer.connection_lost(self, exc)
+        for pending in self._pending.values():
+            pending._set_gone()
+        http_, self._http = self._http, {}
+        for ex in http_.values():
+            ex._on_closed(None)
+        self._cancel_tasks()
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+        self._server._unregister(self)
+
+    # -- events ----------------------------------------------------------------
+
+    def _dispatch_other(self, ev: tuple[Any, ...]) -> None:
+        kind = ev[0]
+        if kind == SEV_WEBSOCKET:
+            self._on_websocket_request(ev[1], ev[2])
+        elif kind == SEV_REQUEST:
+            self._on_http_request(ev[1], ev[2], ev[3])
+        elif kind == SEV_BODY:
+            ex = self._http.get(ev[1])
+            if ex is not None:
+                ex._on_body(ev[2], ev[3])
+            else:
+                self._conn.consume(ev[1], ev[3])
+        elif kind == SEV_BODY_END:
+            ex = self._http.get(ev[1])
+            if ex is not None:
+                ex._on_body_end()
+        elif kind == SEV_RESUME_WRITING:
+            ex = self._http.get(ev[1])
+            if ex is not None:
+                ex._wake()
+        elif kind == SEV_GOAWAY:
+            logger.debug("peer sent GOAWAY (last stream %s, error %s)", ev[1], ev[2])
+
+    def _on_stream_end(self, sid: int, code: int) -> None:
+        pending = self._pending.pop(sid, None)
+        if pending is not None:
+            pending._set_gone()
+        ex = self._http.pop(sid, None)
+        if ex is not None:
+            ex._on_closed(code)
+        if (
+            not self._streams
+            and not self._http
+            and self._idle is not None
+            and not self._idle.done()
+        ):
+            self._idle.set_result(None)
+
+    def _on_websocket_request(self, sid: int, raw: list[tuple[bytes, bytes]]) -> None:
+        pending = PendingWebSocket(self, sid, request_from_h2(raw))
+        self._pending[sid] = pending
+        self._on_ws_request(pending)
+
+    def _ws_do_accept(
+        self, pending: PendingWebSocket, subprotocol: str | None, headers: list[tuple[str, str]]
+    ) -> WebSocketTransport | None:
+        sid = pending.key
+        self._pending.pop(sid, None)
+        if subprotocol:
+            headers = [("sec-websocket-protocol", subprotocol), *headers]
+        try:
+            self._conn.accept(sid, headers)
+        except InvalidState:
+            return None
+        transport = self._new_transport(sid, pending.request, subprotocol)
+        self._streams[sid] = transport
+        self._schedule_flush()
+        return transport
+
+    def _ws_do_reject(self, pending: PendingWebSocket, response: Response) -> None:
+        self._pending.pop(pending.key, None)
+        self._respond(pending.key, response)
+
+    def _respond(self, sid: int, response: Response) -> None:
+        try:
+            if response.body:
+                self._conn.respond(sid, response.status, response.headers)
+                self._conn.send_body(sid, response.body, end_stream=True)
+            else:
+                self._conn.respond(sid, response.status, response.headers, end_stream=True)
+        except InvalidState:
+            pass  # the stream is gone
+        self._schedule_flush()
+
+    def _on_http_request(self, sid: int, raw: list[tuple[bytes, bytes]], end: bool) -> None:
+        exchange = H2Exchange(self, sid, request_from_h2(raw), end)
+        self._http[sid] = exchange
+        self._on_http_exchange(exchange)
 
     # -- shutdown ---------------------------------------------------------------
 
