@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from . import exceptions
 from ._core import nghttp2_version
+from .client import ClientConfig, ConnectionPool, connect
 from .config import ServerConfig
 from .exceptions import (
+    ClientDisconnected,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     H2WSError,
+    InvalidHandshake,
     InvalidState,
+    InvalidStatus,
     PayloadTooBig,
     ProtocolError,
 )
@@ -21,12 +25,17 @@ from .websocket import WebSocket, WebSocketProtocol, WebSocketTransport
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ClientConfig",
     "ConnectionClosed",
+    "ConnectionPool",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "ClientDisconnected",
     "H2WSError",
     "Headers",
+    "InvalidHandshake",
     "InvalidState",
+    "InvalidStatus",
     "PayloadTooBig",
     "ProtocolError",
     "Request",
@@ -36,6 +45,7 @@ __all__ = [
     "WebSocket",
     "WebSocketProtocol",
     "WebSocketTransport",
+    "connect",
     "exceptions",
     "nghttp2_version",
     "serve",

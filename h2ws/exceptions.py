@@ -16,6 +16,8 @@ __all__ = [
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "ClientDisconnected",
+    "InvalidHandshake",
+    "InvalidStatus",
 ]
 
 
@@ -66,3 +68,19 @@ class ClientDisconnected(H2WSError, OSError):
 
     An ``OSError``, as the ASGI spec asks of a ``send()`` on a closed connection.
     """
+
+
+class InvalidHandshake(H2WSError):
+    """The server refused the WebSocket or answered the opening handshake wrongly."""
+
+
+class InvalidStatus(InvalidHandshake):
+    """The server answered the WebSocket request with an HTTP status other
+    than 200 (HTTP/2) or 101 (HTTP/1.1); ``status``, ``headers`` and
+    ``body`` hold that response."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        super().__init__(f"server rejected WebSocket connection: HTTP {status}")

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from . import _core
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidState
-from .http import Request
+from .http import Request, Response
 
 __all__ = ["WebSocketProtocol", "WebSocketTransport", "WebSocket", "Data"]
 
@@ -107,6 +107,8 @@ class WebSocketTransport:
         self.request = request
         self.subprotocol = subprotocol
         self.http_version = http_version
+        #: Client side: the server's answer to the opening handshake.
+        self.response: Response | None = None
         self._loop = loop
         self._protocol: WebSocketProtocol = WebSocketProtocol()
         self._close_timeout = close_timeout
@@ -145,6 +147,8 @@ class WebSocketTransport:
         key of the underlying socket transport (``peername``, ``sslcontext``...)."""
         if name == "request":
             return self.request
+        if name == "response":
+            return self.response
         if name == "subprotocol":
             return self.subprotocol
         if name == "http_version":
@@ -428,6 +432,11 @@ class WebSocket(WebSocketProtocol):
     def request(self) -> Request:
         """The request that opened the WebSocket (``.path``, ``.headers``)."""
         return self.transport.request
+
+    @property
+    def response(self) -> Response | None:
+        """Client side: the server's answer (status, headers); None on a server."""
+        return self.transport.response
 
     @property
     def subprotocol(self) -> str | None:
