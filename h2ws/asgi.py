@@ -52,6 +52,15 @@ def _headers(request: Request) -> list[tuple[bytes, bytes]]:
     return items
 
 
+def _server_address(local: Any) -> tuple[Any, ...] | None:
+    """ASGI ``server``: (host, port), or (path, None) for a Unix socket."""
+    if isinstance(local, tuple):
+        return tuple(local[:2])
+    if isinstance(local, str) and local:
+        return (local, None)
+    return None
+
+
 def _base_scope(request: Request, conn: ServerConnection) -> dict[str, Any]:
     server = conn._server
     raw, _, query = request.path.partition("?")
@@ -67,7 +76,7 @@ def _base_scope(request: Request, conn: ServerConnection) -> dict[str, Any]:
         "root_path": server.config.root_path,
         "headers": _headers(request),
         "client": tuple(client[:2]) if isinstance(client, tuple) else None,
-        "server": tuple(local[:2]) if isinstance(local, tuple) else None,
+        "server": _server_address(local),
         "state": dict(server.asgi_state),
     }
 
@@ -119,7 +128,11 @@ async def run_http(app: ASGIApp, exchange: HTTPExchange, conn: ServerConnection)
             more = bool(message.get("more_body", False))
             if not head_sent:
                 head_sent = True
-                if not more and not any(k == "content-length" for k, _ in headers):
+                if (
+                    not more
+                    and status not in (204, 304)  # RFC 9110 section 8.6
+                    and not any(k == "content-length" for k, _ in headers)
+                ):
                     headers.append(("content-length", str(len(body))))
                 await exchange.send_head(status, headers, not body and not more)
                 if body or more:
@@ -192,7 +205,6 @@ async def run_websocket(app: ASGIApp, pending: PendingWebSocket, conn: ServerCon
     connect_sent = False
     closed = False  # the application sent websocket.close (or the socket is gone)
     denial: dict[str, Any] | None = None
-    who_closed = "client"
 
     refusal = conn._check_origin(request)
     if refusal is not None:
@@ -216,7 +228,7 @@ async def run_websocket(app: ASGIApp, pending: PendingWebSocket, conn: ServerCon
         return {"type": "websocket.receive", "bytes": message}
 
     async def send(message: Message) -> None:
-        nonlocal ws, closed, denial, who_closed
+        nonlocal ws, closed, denial
         kind = message["type"]
         if kind == "websocket.accept":
             if ws is not None or pending.decided:
@@ -251,7 +263,6 @@ async def run_websocket(app: ASGIApp, pending: PendingWebSocket, conn: ServerCon
                 if not pending.decided:
                     pending.reject(Response(403, [("content-type", "text/plain")], b"Forbidden\n"))
             elif not ws.closed:
-                who_closed = "server"
                 ws.transport.close(int(message.get("code", 1000)), str(message.get("reason") or ""))
         elif kind == "websocket.http.response.start":
             if ws is not None or pending.decided or denial is not None:
@@ -284,7 +295,6 @@ async def run_websocket(app: ASGIApp, pending: PendingWebSocket, conn: ServerCon
                 Response(500, [("content-type", "text/plain")], b"Internal Server Error\n")
             )
         elif ws is not None and not ws.closed:
-            who_closed = "server"
             ws.transport.close(1011, "internal error")
     if ws is None:
         if not pending.decided:
@@ -292,9 +302,11 @@ async def run_websocket(app: ASGIApp, pending: PendingWebSocket, conn: ServerCon
             pending.reject(Response(403, [("content-type", "text/plain")], b"Forbidden\n"))
         return
     if not ws.closed and not ws.transport.is_closing():
-        who_closed = "server"
         ws.transport.close(1000)
     await ws.wait_closed()
+    # The side that started the closing handshake (the server also when it
+    # shut down, failed the WebSocket or gave up waiting for the client).
+    who_closed = "server" if ws.transport.closed_locally else "client"
     if conn._server.config.access_log:
         access_logger.info(
             '%s - "WEBSOCKET %s" HTTP/%s stream %s closed %s by %s',

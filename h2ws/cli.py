@@ -31,6 +31,9 @@ __all__ = ["main", "load_app", "build_parser"]
 
 logger = logging.getLogger("h2ws.cli")
 
+#: Exit status when the application's lifespan startup failed.
+STARTUP_FAILED = 3
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -205,7 +208,7 @@ async def _serve(args: argparse.Namespace, app: ASGIApp, sock: socket.socket) ->
         )
     except RuntimeError as exc:  # lifespan startup failed
         logger.error("%s", exc)
-        return 3
+        return STARTUP_FAILED
     scheme = "https" if ctx else "http"
     where = args.uds or f"{scheme}://{args.host}:{sock.getsockname()[1]}"
     logger.info(
@@ -243,6 +246,7 @@ def _supervise(args: argparse.Namespace) -> int:
         args.port = reserve.getsockname()[1]
     shared = _bind(args, listen=True) if args.uds else None
     stopping = False
+    failed = False
     children: dict[int, int] = {}
 
     def spawn(index: int) -> None:
@@ -257,7 +261,7 @@ def _supervise(args: argparse.Namespace) -> int:
                 os._exit(code)
         children[pid] = index
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def stop_all() -> None:
         nonlocal stopping
         stopping = True
         for pid in children:
@@ -265,6 +269,9 @@ def _supervise(args: argparse.Namespace) -> int:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop_all()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -286,12 +293,19 @@ def _supervise(args: argparse.Namespace) -> int:
             time.sleep(0.05)
             continue
         index = children.pop(pid)
-        if not stopping:
-            logger.error("worker %s exited (status %s): restarting it", pid, status)
-            spawn(index)
+        if stopping:
+            continue
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == STARTUP_FAILED:
+            # The application cannot start: restarting would fail the same way.
+            logger.error("worker %s: the application did not start; stopping", pid)
+            failed = True
+            stop_all()
+            continue
+        logger.error("worker %s exited (status %s): restarting it", pid, status)
+        spawn(index)
     if reserve is not None:
         reserve.close()
-    return 0
+    return STARTUP_FAILED if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,9 @@ SEV_BODY = _core.SEV_BODY
 SEV_BODY_END = _core.SEV_BODY_END
 SEV_GOAWAY = _core.SEV_GOAWAY
 MAX_ERROR_BODY = 64 * 1024
+REFUSED_STREAM = 7
+#: Attempts at a stream the server refused unprocessed (REFUSED_STREAM).
+OPEN_ATTEMPTS = 3
 _DROP = {
     "connection",
     "upgrade",
@@ -182,6 +185,14 @@ class H2ClientConnection(H2Peer):
         self._transport = transport  # type: ignore[assignment]
         self._flush()  # preface and SETTINGS
 
+    def buffer_updated(self, nbytes: int) -> None:
+        if not self.settings.done() and bytes(self._view[:5]) == b"HTTP/":
+            # An HTTP/1.x answer to our preface (h2c prior knowledge).
+            self.settings.set_exception(_NotH2("the server answered in HTTP/1.x"))
+            self._close_transport()
+            return
+        super().buffer_updated(nbytes)
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         error = ConnectionError("the HTTP/2 connection closed")
@@ -202,7 +213,7 @@ class H2ClientConnection(H2Peer):
     def _dispatch_other(self, ev: tuple[Any, ...]) -> None:
         kind = ev[0]
         if kind == SEV_RESPONSE:
-            self._on_response(ev[1], ev[2], ev[3])
+            self._on_response(ev[1], ev[2], ev[3], bool(ev[4]))
         elif kind == SEV_SETTINGS:
             self.enable_connect_protocol = bool(ev[2])
             self.max_streams = min(int(ev[3]), 1 << 30)
@@ -222,17 +233,22 @@ class H2ClientConnection(H2Peer):
             if self.pool is not None:
                 self.pool._changed()
 
-    def _on_response(self, sid: int, status: int, raw: list[tuple[bytes, bytes]]) -> None:
+    def _on_response(
+        self, sid: int, status: int, raw: list[tuple[bytes, bytes]], opened: bool
+    ) -> None:
         opening = self._opening.get(sid)
         if opening is None:
             return
         headers = Headers.from_raw([(k, v) for k, v in raw if not k.startswith(b":")])
         opening.status = status
         opening.headers = headers.items()
-        if status != 200:
+        if not opened and not 200 <= status < 300:
             return  # the body follows, then _refused
         del self._opening[sid]
         try:
+            if not opened:
+                # RFC 8441 section 5: the tunnel is the rest of the stream.
+                raise InvalidHandshake(f"the server's {status} opened no tunnel")
             subprotocol = _check_subprotocol(headers, opening.offered)
         except InvalidHandshake as exc:
             self._conn.reset(sid, 8)
@@ -272,8 +288,11 @@ class H2ClientConnection(H2Peer):
                 opening.future.set_exception(
                     InvalidStatus(opening.status, opening.headers, bytes(opening.body))
                 )
+            elif code == REFUSED_STREAM:
+                # Above a GOAWAY's last stream id, or over the stream limit:
+                # never processed, safe to retry (RFC 9113 section 8.7).
+                opening.future.set_exception(_Unprocessed("the server refused the stream"))
             else:
-                # REFUSED_STREAM (7) after a GOAWAY or over the stream limit: retryable.
                 opening.future.set_exception(
                     ConnectionRefusedError(f"the server reset the stream (HTTP/2 error {code})")
                 )
@@ -386,6 +405,8 @@ class ConnectionPool:
         caller), or None when this origin does not offer RFC 8441."""
         while True:
             if key in self._no_h2:
+                if prior_knowledge:
+                    raise InvalidHandshake("no WebSockets over HTTP/2 here (seen before)")
                 return None
             conns = self._conns.setdefault(key, [])
             waiting_on: H2ClientConnection | None = None
@@ -399,8 +420,8 @@ class ConnectionPool:
             if waiting_on is not None:
                 try:
                     await asyncio.shield(waiting_on.settings)
-                except ConnectionError:
-                    pass
+                except (ConnectionError, _NotH2):
+                    pass  # its opener decides what the origin offers
                 continue
             usable = [c for c in conns if c.usable]
             if usable and cfg.max_streams_policy == "wait":
@@ -438,6 +459,10 @@ class ConnectionPool:
 
 class _NotH2(Exception):
     pass
+
+
+class _Unprocessed(ConnectionRefusedError):
+    """The server refused the stream without processing it."""
 
 
 async def _open_transport(
@@ -546,6 +571,10 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
         if self._parser.should_upgrade():
             return  # HttpParserUpgrade follows
         status = self._parser.get_status_code()
+        if status == 101:
+            # httptools upgrades only with both Upgrade and Connection: Upgrade.
+            self._fail(InvalidHandshake("the 101 lacks Upgrade: websocket or Connection: Upgrade"))
+            return
         self._fail(InvalidStatus(status, Headers.from_raw(self._raw).items(), bytes(self._body)))
 
     def _fail(self, exc: Exception) -> None:
@@ -702,12 +731,18 @@ class connect:  # noqa: N801 - used like a function, as in websockets
         if use_h2:
             ctx = self._context(target, pool, "h2")
             key = (target.secure, target.host, target.port, id(ctx) if ctx else None)
-            conn = await pool.acquire(
-                key, target, ctx, self.cfg, prior_knowledge=self.http2 is True
-            )
-            if conn is not None:
+            for attempt in range(1, OPEN_ATTEMPTS + 1):
+                conn = await pool.acquire(
+                    key, target, ctx, self.cfg, prior_knowledge=self.http2 is True
+                )
+                if conn is None:
+                    break
                 try:
                     return await conn.open(target, headers, self.subprotocols)
+                except _Unprocessed:
+                    if attempt == OPEN_ATTEMPTS:
+                        raise
+                    # After a GOAWAY the pool picks another connection.
                 finally:
                     conn.reserved -= 1
                     pool._changed()
@@ -715,7 +750,12 @@ class connect:  # noqa: N801 - used like a function, as in websockets
         loop = asyncio.get_running_loop()
         protocol = H1ClientProtocol(loop, self.cfg, target, headers, self.subprotocols)
         await _open_transport(lambda: protocol, target, ctx, ["http/1.1"] if ctx else None)
-        return await protocol.opened
+        try:
+            return await protocol.opened
+        except BaseException:
+            # Cancelled or timed out mid-handshake: no connection is left behind.
+            protocol._close_transport()
+            raise
 
     async def _connect(self) -> WebSocket:
         timeout = self.cfg.open_timeout
@@ -737,3 +777,9 @@ class connect:  # noqa: N801 - used like a function, as in websockets
     ) -> None:
         if self.ws is not None:
             await self.ws.close()
+
+
+if __name__ == "__main__":  # python -m h2ws.client URI (see h2ws/client_cli.py)
+    from .client_cli import main
+
+    raise SystemExit(main())

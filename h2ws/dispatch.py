@@ -32,6 +32,7 @@ class ProtocolSelector(asyncio.BufferedProtocol):
         self._have = 0
         self._transport: asyncio.Transport | None = None
         self._chosen: asyncio.BaseProtocol | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -39,6 +40,11 @@ class ProtocolSelector(asyncio.BufferedProtocol):
         if ssl_object is not None:
             h2 = ssl_object.selected_alpn_protocol() == "h2"
             self._hand_over(h2)
+            return
+        # A cleartext client that never sends a byte is dropped after open_timeout.
+        timeout = self._server.config.open_timeout
+        if timeout:
+            self._timer = self._server.loop.call_later(timeout, transport.close)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self._buffer)[self._have :]
@@ -55,10 +61,14 @@ class ProtocolSelector(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        pass  # nothing was started yet
+        if self._timer is not None:  # nothing else was started yet
+            self._timer.cancel()
 
     def _hand_over(self, h2: bool) -> None:
         assert self._transport is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         proto: H2ServerProtocol | H1ServerProtocol = (
             H2ServerProtocol(self._server) if h2 else H1ServerProtocol(self._server)
         )

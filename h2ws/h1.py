@@ -187,6 +187,8 @@ class H1Exchange(HTTPExchange):
         if self._head_sent:
             raise RuntimeError("the response head was already sent")
         self._head_sent = True
+        if _no_body(status):
+            self._head_only = True  # RFC 9110 section 15.3.5: no content
         has_length = any(n.lower() == "content-length" for n, _ in headers)
         # Without a length, stream with chunked encoding (HTTP/1.1 clients)
         # or end the body by closing (HTTP/1.0).
@@ -269,6 +271,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         self._upgrading = False  # a WebSocket handshake is being decided
         self._close_after_flush = False
         self._flush_handle: asyncio.Handle | None = None
+        self._unflushed = 0  # message bytes in the codec since the last flush
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -297,7 +300,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._codec is not None:
+        if self._codec is not None and not self._lingering:
             self._ws_data(self._view[:nbytes])
             return
         if self._closing or self._lingering:
@@ -310,6 +313,10 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool | None:
         if self._lingering:
+            return False
+        if self._parsing is not None:
+            # EOF in the middle of a request body: that request can never
+            # complete; close, so that its application sees the disconnect.
             return False
         if self._codec is None and self._queue:
             # The client finished sending; let the answers go out, then close.
@@ -550,11 +557,15 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         t = self._transport
         if t is None or t.is_closing():
             return
-        if self._codec is None and t.can_write_eof() and not self._lingering:
+        if t.can_write_eof() and not self._lingering:
             # Lingering close: closing with unread request bytes in the kernel
-            # would send a RST that can destroy our answer in flight. Send
-            # FIN, discard what still comes, close at EOF or after a moment.
+            # would send a RST that can destroy our answer in flight (or the
+            # close frame of a WebSocket failed while its client still
+            # sends). Send FIN, discard what still comes, close at EOF or
+            # after a moment.
             self._lingering = True
+            if self._ws is not None:
+                self._ws._on_ended()  # the WebSocket is over; only TCP lingers
             t.write_eof()
             if self._reading_paused:
                 self._reading_paused = False
@@ -648,8 +659,11 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        self._flush_handle = None
-        if self._lost or self._codec is None or self._transport is None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()  # when called before its turn
+            self._flush_handle = None
+        self._unflushed = 0
+        if self._lost or self._lingering or self._codec is None or self._transport is None:
             return
         data = self._codec.data_to_send()
         if data:
@@ -662,14 +676,26 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     def _ws_send(self, sid: int, message: Data | bytearray | memoryview) -> bool:
         assert self._codec is not None
         self._codec.send(message)
-        self._schedule_flush()
+        self._queued(len(message))
         return self._write_paused
 
     def _ws_send_frame(self, sid: int, opcode: int, payload: bytes, fin: bool) -> bool:
         assert self._codec is not None
         self._codec.send_frame(opcode, payload, fin=fin)
-        self._schedule_flush()
+        self._queued(len(payload))
         return self._write_paused
+
+    def _queued(self, n: int) -> None:
+        """Output goes out once per loop tick, or at once when it would take
+        the socket's buffer over write_limit: then pause_writing comes now
+        and send() waits, even for a sender that never yields to the loop."""
+        self._unflushed += n
+        t = self._transport
+        limit = self._server.config.write_limit
+        if t is not None and self._unflushed + t.get_write_buffer_size() > limit:
+            self._flush()
+        else:
+            self._schedule_flush()
 
     def _ws_close(self, sid: int, code: int | None, reason: str) -> None:
         codec = self._codec

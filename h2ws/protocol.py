@@ -416,6 +416,8 @@ class H2Exchange(HTTPExchange):
         self._waiter: asyncio.Future[None] | None = None
         self._disconnected: asyncio.Future[None] = proto._loop.create_future()
         self._paused = False
+        # RFC 9110 sections 9.3.2 and 15.3.5: no content after HEAD, 204, 304.
+        self._bodiless = request.method == "HEAD"
 
     def _wake(self) -> None:
         self._paused = False
@@ -460,13 +462,17 @@ class H2Exchange(HTTPExchange):
     async def send_head(self, status: int, headers: list[tuple[str, str]], end: bool) -> None:
         if self._closed:
             raise ClientDisconnected("the stream is closed")
+        if status in (204, 304):
+            self._bodiless = True
         try:
-            self._proto._conn.respond(self._sid, status, headers, end_stream=end)
+            self._proto._conn.respond(self._sid, status, headers, end_stream=end or self._bodiless)
         except InvalidState as exc:
             raise ClientDisconnected("the stream is closed") from exc
         self._proto._schedule_flush()
 
     async def send_body(self, data: bytes, end: bool) -> None:
+        if self._bodiless:
+            return  # the response ended with its head
         if self._closed:
             raise ClientDisconnected("the stream is closed")
         try:

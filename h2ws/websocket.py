@@ -125,6 +125,9 @@ class WebSocketTransport:
         self._rcvd: tuple[int, str] | None = None
         self._sent: tuple[int, str] | None = None
         self._failed = False
+        #: True when this side started the closing handshake (close() before
+        #: the peer's close frame came) or failed the WebSocket.
+        self.closed_locally = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._keepalive_payload: bytes | None = None
@@ -199,6 +202,7 @@ class WebSocketTransport:
         if self._closing or self._closed is not None:
             return
         self._closing = True
+        self.closed_locally = True
         self._sent = (code if code is not None else 1005, reason)
         self._carrier._ws_close(self._sid, code, reason)
         self._start_close_timer()
@@ -268,6 +272,7 @@ class WebSocketTransport:
     def _on_failed(self, code: int, reason: str) -> None:
         logger.debug("stream %s: closing with %s: %s", self._sid, code, reason)
         self._failed = True
+        self.closed_locally = True
         self._closing = True
         self._sent = (code, reason)
         self._start_close_timer()

@@ -8,6 +8,7 @@ packages=(
   openssl                                                 # demo certificate
   clang libclang-rt-14-dev                                # libFuzzer, sanitizers
   nodejs nghttp2-client nghttp2-proxy haproxy             # interop peers
+  chromium                                                # headless browser interop
 )
 
 missing=()

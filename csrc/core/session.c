@@ -416,6 +416,7 @@ static int process_response(h2ws_session *s, stream *st, int end_stream) {
   ev.headers = st->hdrs.data;
   ev.headers_len = st->hdrs.len;
   ev.nheaders = st->nheaders;
+  ev.credit = st->kind == KIND_WS; /* the tunnel opened */
   st->announced = 1;
   int rv = emit(s, &ev);
   h2ws_buf_free(&st->hdrs);
@@ -959,7 +960,11 @@ int h2ws_session_ws_close(h2ws_session *s, int32_t sid, unsigned code, const uin
   int rv = h2ws_ws_send_close(&st->ws, &st->outq, code, reason, len);
   if (rv)
     return rv;
-  if (st->ws.close_received || st->remote_ended)
+  /* A client ends its side with its close frame, in the same DATA frame, as
+   * Chromium does: nothing may follow a close frame anyway, and a server that
+   * forgets a stream once it answered the close (Hypercorn, INTEROP.md) drops
+   * the whole connection on a later END_STREAM. */
+  if (s->client || st->ws.close_received || st->remote_ended)
     st->local_end = 1;
   kick(s, st);
   return 0;

@@ -72,7 +72,8 @@ typedef enum {
   H2WS_SEV_SETTINGS = 14,      /* peer's SETTINGS: code = ENABLE_CONNECT_PROTOCOL,
                                   credit = MAX_CONCURRENT_STREAMS */
   H2WS_SEV_RESPONSE = 15       /* client: response to our extended CONNECT: code = status,
-                                  headers; a 2xx opened the WebSocket */
+                                  headers, credit = 1 if it opened the WebSocket (a 2xx
+                                  without END_STREAM and with headers within limits) */
 } h2ws_session_event_type;
 
 typedef struct {
@@ -183,8 +184,9 @@ int h2ws_session_send_body(h2ws_session *s, int32_t stream_id, const uint8_t *da
 int h2ws_session_ws_send(h2ws_session *s, int32_t stream_id, unsigned opcode,
                          const uint8_t *data, size_t len, int fin);
 
-/* Queues our close frame (code 0: empty payload). END_STREAM follows once
- * the peer's close frame has arrived (at once if it already has). */
+/* Queues our close frame (code 0: empty payload). A server sends END_STREAM
+ * once the peer's close frame has arrived (at once if it already has); a
+ * client sends it with its close frame. */
 int h2ws_session_ws_close(h2ws_session *s, int32_t stream_id, unsigned code,
                           const uint8_t *reason, size_t len);
 

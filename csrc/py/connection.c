@@ -79,7 +79,7 @@ static PyObject *event_tuple(const h2ws_session_event *ev) {
     PyObject *hl = headers_to_list(ev);
     if (!hl)
       return NULL;
-    return Py_BuildValue("(iiIN)", ev->type, ev->stream_id, ev->code, hl);
+    return Py_BuildValue("(iiINi)", ev->type, ev->stream_id, ev->code, hl, (int)ev->credit);
   }
   case H2WS_SEV_BODY_END:
   case H2WS_SEV_RESUME_WRITING:

@@ -112,7 +112,8 @@ class H2Client:
             self.writer.write(data)
 
     async def read(self, timeout: float = 5.0) -> list[h2.events.Event]:
-        """Reads once; returns (and records) the events. [] at EOF."""
+        """Reads once; returns (and records) the events: [] at EOF, or when no
+        whole frame came."""
         data = await asyncio.wait_for(self.reader.read(1 << 20), timeout)
         if not data:
             return []
@@ -136,7 +137,9 @@ class H2Client:
             left = end - loop.time()
             if left <= 0:
                 raise TimeoutError("condition not met")
-            if not await self.read(left):
+            # [] also when the bytes read held no whole frame (TLS records
+            # split frames): only EOF ends the wait early.
+            if not await self.read(left) and self.reader.at_eof():
                 if not predicate(self):
                     raise ConnectionError("connection closed")
 
