@@ -26,6 +26,8 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from .foreign import foreign_env
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # The flags of the issue: no sandbox (we may run as root), no QUIC (the test is
@@ -71,6 +73,7 @@ class Chromium:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its helpers share its process group: one kill ends all
+            env=foreign_env(),
         )
         try:
             self._cdp = self._connect()

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from helpers.certs import cert_files, client_context, server_context
+from helpers.foreign import foreign_env
 from helpers.servers import running_server
 
 import h2ws
@@ -175,7 +176,7 @@ def hypercorn(request: pytest.FixtureRequest) -> Iterator[tuple[LineProcess, int
     if tls:
         certfile, keyfile = cert_files()
         args += ["--certfile", certfile, "--keyfile", keyfile]
-    proc = LineProcess(args)
+    proc = LineProcess(args, env=foreign_env())
     m = proc.wait_for(proc.stderr, r"Running on https?://127\.0\.0\.1:(\d+)")
     yield proc, int(m.group(1)), tls
     proc.stop()
@@ -246,7 +247,7 @@ def node_server(request: pytest.FixtureRequest) -> Iterator[tuple[LineProcess, i
     if tls:
         certfile, keyfile = cert_files()
         args += ["--cert", certfile, "--key", keyfile]
-    proc = LineProcess(args)
+    proc = LineProcess(args, env=foreign_env())
     m = proc.wait_for(proc.stdout, r'^\{"port":(\d+)\}')
     yield proc, int(m.group(1)), tls
     proc.stop()
@@ -264,9 +265,13 @@ async def test_node_echo_over_one_connection(node_server: tuple[LineProcess, int
     websockets = await asyncio.gather(
         *(
             h2ws.connect(
-                uri(tls, port, f"/echo/{run}/{i}"), pool=pool, subprotocols=["chat", "other"],
-                additional_headers={"x-client": f"h2ws {i}"}, origin="https://example.test",
-                **kw, **NO_KEEPALIVE,
+                uri(tls, port, f"/echo/{run}/{i}"),
+                pool=pool,
+                subprotocols=["chat", "other"],
+                additional_headers={"x-client": f"h2ws {i}"},
+                origin="https://example.test",
+                **kw,
+                **NO_KEEPALIVE,
             )
             for i in range(3)
         )
@@ -349,14 +354,25 @@ async def start_nghttpx(backend_port: int, tls: bool) -> tuple[asyncio.subproces
         port = free_port()
         frontend = f"127.0.0.1,{port}" + ("" if tls else ";no-tls")
         args = [
-            NGHTTPX, "--conf=/dev/null", "-f", frontend, "-b", f"127.0.0.1,{backend_port}",
-            "--workers=1", "--no-ocsp", "--log-level=WARN", "--errorlog-file=/dev/stderr",
+            NGHTTPX,
+            "--conf=/dev/null",
+            "-f",
+            frontend,
+            "-b",
+            f"127.0.0.1,{backend_port}",
+            "--workers=1",
+            "--no-ocsp",
+            "--log-level=WARN",
+            "--errorlog-file=/dev/stderr",
         ]
         if tls:
             certfile, keyfile = cert_files()
             args += [keyfile, certfile]
         proc = await asyncio.create_subprocess_exec(
-            *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=foreign_env(),
         )
         try:
             await wait_listening(port, timeout=5)
@@ -387,8 +403,11 @@ async def through_nghttpx(rec: BackendRecorder, backend_port: int, tls: bool) ->
         websockets = await asyncio.gather(
             *(
                 h2ws.connect(
-                    uri(tls, port, f"/via/{i}"), pool=pool, additional_headers=[("x-n", str(i))],
-                    **kw, **NO_KEEPALIVE,
+                    uri(tls, port, f"/via/{i}"),
+                    pool=pool,
+                    additional_headers=[("x-n", str(i))],
+                    **kw,
+                    **NO_KEEPALIVE,
                 )
                 for i in range(2)
             )
@@ -471,8 +490,11 @@ async def test_websockets_server_over_tls_falls_back(alpn: list[str] | None) -> 
         # A fresh pool learns it again: http2=True never falls back.
         with pytest.raises(h2ws.InvalidHandshake):
             await h2ws.connect(
-                f"wss://127.0.0.1:{port}/tls", ssl=tls, http2=True,
-                pool=h2ws.ConnectionPool(asyncio.get_running_loop()), **NO_KEEPALIVE,
+                f"wss://127.0.0.1:{port}/tls",
+                ssl=tls,
+                http2=True,
+                pool=h2ws.ConnectionPool(asyncio.get_running_loop()),
+                **NO_KEEPALIVE,
             )
     assert [r.path for r in rec.requests] == ["/tls"]
 

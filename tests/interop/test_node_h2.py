@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from helpers.certs import cert_files
+from helpers.foreign import foreign_env
 from helpers.processes import EchoServerProcess
 from helpers.servers import running_server
 
@@ -39,7 +39,7 @@ pytestmark = [
 
 
 def node_env(tls: bool) -> dict[str, str]:
-    env = dict(os.environ)
+    env = foreign_env()
     if tls:
         env["NODE_EXTRA_CA_CERTS"] = cert_files()[0]  # verify our certificate, no --insecure
     return env
@@ -92,7 +92,10 @@ def test_node_client_against_echo_example(tls: bool) -> None:
     try:
         run = subprocess.run(
             node_args(server.url, "--big", str(BIG)),
-            capture_output=True, text=True, timeout=90, env=node_env(tls),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=node_env(tls),
         )
     finally:
         code, err = server.stop()
@@ -114,7 +117,9 @@ async def test_node_client_against_in_process_server() -> None:
     async with running_server(echo, subprotocols=["chat"]) as srv:
         proc = await asyncio.create_subprocess_exec(
             *node_args(srv.url, "--big", str(BIG)),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=node_env(False),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=node_env(False),
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), 90)

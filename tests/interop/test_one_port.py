@@ -12,6 +12,7 @@ import h2.events
 import pytest
 import websockets
 from helpers.certs import client_context
+from helpers.foreign import foreign_env
 from helpers.processes import EchoServerProcess
 from helpers.servers import H2Client, running_server
 
@@ -69,11 +70,10 @@ async def node_round(port: int, tls: bool) -> None:
     from helpers.certs import cert_files
 
     assert NODE is not None
-    import os
     from pathlib import Path
 
     client = Path(__file__).resolve().parent / "node" / "h2_ws_client.js"
-    env = dict(os.environ)
+    env = foreign_env()
     if tls:
         env["NODE_EXTRA_CA_CERTS"] = cert_files()[0]
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"

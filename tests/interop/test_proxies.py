@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 import websockets
 from helpers.certs import cert_files, client_context
+from helpers.foreign import foreign_env
 from helpers.servers import H2Client, running_server
 from websockets.asyncio.client import connect
 
@@ -131,7 +132,11 @@ class Proxy:
         self.name, self.port, self.log = name, port, log
         self._out = log.open("wb")
         self.proc = subprocess.Popen(
-            argv, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=foreign_env(),
         )
 
     def output(self) -> str:
@@ -421,7 +426,7 @@ async def node_round(p: Proxy, tls: bool, streams: int = 10) -> dict[str, Any]:
     WebSockets on one HTTP/2 connection, each echoing text, binary and a
     fragmented message with a ping, then close 1000 + END_STREAM."""
     assert NODE is not None
-    env = dict(os.environ)
+    env = foreign_env()
     if tls:
         env["NODE_EXTRA_CA_CERTS"] = cert_files()[0]
     url = f"{'https' if tls else 'http'}://127.0.0.1:{p.port}"
