@@ -97,8 +97,37 @@ fuzz: build/fuzz/fuzz_ws build/fuzz/fuzz_session
 	build/fuzz/fuzz_session -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -rss_limit_mb=2048 -max_len=8192 \
 	  -print_final_stats=1 build/fuzz/corpus-session csrc/fuzz/seeds-session
 
-bench: build
+# The WebSocket load generator (benchmarks/loadgen, docs/loadgen.md): plain C on
+# libnghttp2 + OpenSSL, independent of csrc/.
+.PHONY: loadgen
+LOADGEN_SRC := $(wildcard benchmarks/loadgen/*.c benchmarks/loadgen/*.h)
+LOADGEN_CFLAGS ?= -O2 -g
+loadgen: build/loadgen
+build/loadgen: $(LOADGEN_SRC) $(STAMPS)/sysdeps
+	@mkdir -p build
+	$(CC) -std=c11 -D_GNU_SOURCE $(LOADGEN_CFLAGS) -Wall -Wextra -Werror \
+	  $$(pkg-config --cflags libnghttp2 libssl libcrypto) $(filter %.c,$(LOADGEN_SRC)) \
+	  $$(pkg-config --libs libnghttp2 libssl libcrypto) -lm -o $@
+
+# Benchmarks: the codec next to its peers (bench-codec), then the servers side by
+# side under build/loadgen (benchmarks/run.py, docs/benchmarking.md), which writes
+# docs/benchmarks.md. bench-smoke: a fraction of a second per run, into build/bench-smoke/.
+.PHONY: bench-codec bench-servers bench-smoke tcp_echo
+bench: bench-codec bench-servers
+
+bench-codec: build
 	$(PY) benchmarks/bench_codec.py
+
+bench-servers: build loadgen tcp_echo
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+bench-smoke: build loadgen tcp_echo
+	$(PY) benchmarks/run.py --smoke $(BENCH_ARGS)
+
+tcp_echo: build/tcp_echo
+build/tcp_echo: benchmarks/servers/tcp_echo.c
+	@mkdir -p build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
 
 lint: $(STAMPS)/venv
 	$(PY) -m ruff check h2ws tests benchmarks examples

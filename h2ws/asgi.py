@@ -423,7 +423,7 @@ class serve_asgi(serve):  # noqa: N801 - used like a function
         self._lifespan_mode = lifespan
         self._lifespan: Lifespan | None = None
 
-    async def _create(self) -> Any:
+    async def _open(self) -> Any:
         state: dict[str, Any] = {}
         self._lifespan = Lifespan(self._app, state, self._lifespan_mode)
         await self._lifespan.startup()

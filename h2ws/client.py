@@ -19,20 +19,20 @@ import logging
 import os
 import ssl as ssl_module
 import weakref
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
 
 from . import _core
+from ._opener import AsyncOpener
 from .exceptions import InvalidHandshake, InvalidStatus
 from .h1ws import H1WebSocketCarrier
 from .http import Headers, Request, Response
 from .protocol import H2Peer
-from .websocket import WebSocket, WebSocketTransport
+from .websocket import WakeBatch, WebSocket, WebSocketTransport
 
 __all__ = ["connect", "ClientConfig", "ConnectionPool"]
 
@@ -126,6 +126,32 @@ def _check_subprotocol(headers: Headers, offered: Sequence[str] | None) -> str |
     if len(chosen) != 1 or chosen[0].strip() not in (offered or ()):
         raise InvalidHandshake(f"the server chose a subprotocol that was not offered: {chosen}")
     return chosen[0].strip()
+
+
+def _new_transport(
+    carrier: H2ClientConnection | H1ClientProtocol,
+    sid: int,
+    request: Request,
+    subprotocol: str | None,
+    http_version: str,
+    cfg: ClientConfig,
+    wake_batch: WakeBatch,
+) -> WebSocketTransport:
+    """The transport of an accepted WebSocket; its recv() waiters resume
+    right after the carrier's read (`wake_batch`)."""
+    transport = WebSocketTransport(
+        carrier,
+        sid,
+        request,
+        subprotocol,
+        http_version,
+        loop=carrier._loop,
+        close_timeout=cfg.close_timeout,
+        ping_interval=cfg.ping_interval,
+        ping_timeout=cfg.ping_timeout,
+    )
+    transport._wake_batch = wake_batch
+    return transport
 
 
 def _start(transport: WebSocketTransport) -> WebSocket:
@@ -255,17 +281,8 @@ class H2ClientConnection(H2Peer):
             self._schedule_flush()
             opening.future.set_exception(exc)
             return
-        cfg = self.cfg
-        transport = WebSocketTransport(
-            self,
-            sid,
-            opening.request,
-            subprotocol,
-            "2",
-            loop=self._loop,
-            close_timeout=cfg.close_timeout,
-            ping_interval=cfg.ping_interval,
-            ping_timeout=cfg.ping_timeout,
+        transport = _new_transport(
+            self, sid, opening.request, subprotocol, "2", self.cfg, self._wake_batch
         )
         transport.response = Response(status, headers.items())
         # Registered now: DATA may follow the 200 in the same read.
@@ -548,10 +565,7 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
 
-    def buffer_updated(self, nbytes: int) -> None:
-        if self._codec is not None:
-            self._ws_data(self._view[:nbytes])
-            return
+    def _http_received(self, nbytes: int) -> None:
         data = bytes(self._view[:nbytes])
         try:
             self._parser.feed_data(data)
@@ -613,16 +627,8 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
             scheme="https" if t.secure else "http",
             http_version="1.1",
         )
-        self._ws = transport = WebSocketTransport(
-            self,
-            0,
-            request,
-            subprotocol,
-            "1.1",
-            loop=self._loop,
-            close_timeout=cfg.close_timeout,
-            ping_interval=cfg.ping_interval,
-            ping_timeout=cfg.ping_timeout,
+        self._ws = transport = _new_transport(
+            self, 0, request, subprotocol, "1.1", cfg, self._wake_batch
         )
         transport.response = Response(101, headers.items())
         self.opened.set_result(_start(transport))
@@ -633,24 +639,10 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
+        self._carrier_lost()
         if not self.opened.done():
             self.opened.set_exception(ConnectionError("the server closed the connection"))
             self.opened.exception()
-        if self._ws is not None:
-            self._ws._on_ended()
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        if self._ws is not None:
-            self._ws._set_writing_paused()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._ws is not None:
-            self._ws._on_resume_writing()
 
     def _pause_reading(self) -> None:
         if self._transport is not None:
@@ -660,15 +652,11 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
         if self._transport is not None and not self._lost:
             self._transport.resume_reading()
 
-    def _close_transport(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-
 
 # -- connect() -----------------------------------------------------------------------------
 
 
-class connect:  # noqa: N801 - used like a function, as in websockets
+class connect(AsyncOpener[WebSocket]):  # noqa: N801 - used like a function, as in websockets
     """Opens a WebSocket: ``ws = await connect(uri)`` or ``async with connect(uri) as ws``.
 
     ``wss://`` offers ALPN ``h2, http/1.1``. With ``http2="auto"`` the
@@ -723,7 +711,7 @@ class connect:  # noqa: N801 - used like a function, as in websockets
             return self.ssl
         return pool.default_context(alpn)
 
-    async def _open(self) -> WebSocket:
+    async def _connect(self) -> WebSocket:
         target = _parse(self.uri)
         pool = self.pool or default_pool()
         headers = _common_headers(self.subprotocols, self.origin, self.additional_headers)
@@ -757,26 +745,14 @@ class connect:  # noqa: N801 - used like a function, as in websockets
             protocol._close_transport()
             raise
 
-    async def _connect(self) -> WebSocket:
+    async def _open(self) -> WebSocket:
         timeout = self.cfg.open_timeout
-        ws = await (asyncio.wait_for(self._open(), timeout) if timeout else self._open())
+        ws = await (asyncio.wait_for(self._connect(), timeout) if timeout else self._connect())
         self.ws = ws
         return ws
 
-    def __await__(self) -> Generator[Any, None, WebSocket]:
-        return self._connect().__await__()
-
-    async def __aenter__(self) -> WebSocket:
-        return await self._connect()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.ws is not None:
-            await self.ws.close()
+    async def _close(self, opened: WebSocket) -> None:
+        await opened.close()
 
 
 if __name__ == "__main__":  # python -m h2ws.client URI (see h2ws/client_cli.py)

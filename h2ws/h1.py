@@ -13,15 +13,16 @@ import asyncio
 import collections
 import http
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httptools
 
 from . import _core
 from .base import TEXT, HTTPExchange, PendingWebSocket, ServerConnection
 from .exceptions import ClientDisconnected
+from .h1ws import H1WebSocketCarrier
 from .http import Headers, Request, Response
-from .websocket import Data, WebSocketTransport
+from .websocket import WebSocketTransport
 
 if TYPE_CHECKING:
     from .server import Server
@@ -31,15 +32,8 @@ __all__ = ["H1ServerProtocol"]
 logger = logging.getLogger("h2ws.server")
 
 READ_BUFFER = 256 * 1024
-LINGER_SECONDS = 2.0
 #: Request body bytes buffered ahead of the application before reading pauses.
 BODY_BUFFER = 256 * 1024
-EV_TEXT = _core.EV_TEXT
-EV_BINARY = _core.EV_BINARY
-EV_PING = _core.EV_PING
-EV_PONG = _core.EV_PONG
-EV_CLOSE = _core.EV_CLOSE
-EV_ERROR = _core.EV_ERROR
 
 
 class _HeadTooLarge(Exception):
@@ -243,7 +237,7 @@ class H1Exchange(HTTPExchange):
         self._proto._ws_abort(0)  # HTTP/1.1 cannot end one response alone
 
 
-class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
+class H1ServerProtocol(ServerConnection, H1WebSocketCarrier, asyncio.BufferedProtocol):
     """One HTTP/1.1 connection: requests in order, then maybe one WebSocket."""
 
     http_version = "1.1"
@@ -269,17 +263,15 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         self._ws: WebSocketTransport | None = None
         self._early = b""  # bytes after an Upgrade request, before our 101
         self._upgrading = False  # a WebSocket handshake is being decided
-        self._close_after_flush = False
-        self._flush_handle: asyncio.Handle | None = None
-        self._unflushed = 0  # message bytes in the codec since the last flush
         self._write_paused = False
+        self._write_limit = server.config.write_limit
+        self._closes_first = True  # RFC 6455 section 7.1.1, and a lingering close
+        self._init_carrier()
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._lost = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._lingering = False
-        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.BufferedProtocol -----------------------------------------------
 
@@ -299,10 +291,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
 
-    def buffer_updated(self, nbytes: int) -> None:
-        if self._codec is not None and not self._lingering:
-            self._ws_data(self._view[:nbytes])
-            return
+    def _http_received(self, nbytes: int) -> None:
         if self._closing or self._lingering:
             return  # after a request that ends the connection: ignore the rest
         data = bytes(self._view[:nbytes])
@@ -325,12 +314,9 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
-        for handle in (self._flush_handle, self._idle_timer, self._linger_timer):
-            if handle is not None:
-                handle.cancel()
-        if self._ws is not None:
-            self._ws._on_ended()
+        self._carrier_lost()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         for item in self._queue:
             if isinstance(item, H1Exchange):
                 item._on_closed()
@@ -346,18 +332,11 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             self._closed.set_result(None)
         self._server._unregister(self)
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        if self._ws is not None:
-            self._ws._set_writing_paused()
-
     def resume_writing(self) -> None:
-        self._write_paused = False
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._ws is not None:
-            self._ws._on_resume_writing()
+        super().resume_writing()
 
     async def _drain(self) -> None:
         while self._write_paused and not self._lost:
@@ -553,27 +532,6 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             self._reading_paused = False
             self._transport.resume_reading()
 
-    def _close_transport(self) -> None:
-        t = self._transport
-        if t is None or t.is_closing():
-            return
-        if t.can_write_eof() and not self._lingering:
-            # Lingering close: closing with unread request bytes in the kernel
-            # would send a RST that can destroy our answer in flight (or the
-            # close frame of a WebSocket failed while its client still
-            # sends). Send FIN, discard what still comes, close at EOF or
-            # after a moment.
-            self._lingering = True
-            if self._ws is not None:
-                self._ws._on_ended()  # the WebSocket is over; only TCP lingers
-            t.write_eof()
-            if self._reading_paused:
-                self._reading_paused = False
-                t.resume_reading()
-            self._linger_timer = self._loop.call_later(LINGER_SECONDS, t.close)
-            return
-        t.close()
-
     # -- the WebSocket ---------------------------------------------------------------
 
     def _ws_do_reject(self, pending: PendingWebSocket, response: Response) -> None:
@@ -617,6 +575,7 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
         cfg = self._server.config
         self._codec = _core.WebSocketCodec(client=False, max_message_size=cfg.max_message_size)
         self._ws = transport = self._new_transport(0, request, subprotocol)
+        transport._wake_batch = self._wake_batch
         early, self._early = self._early, b""
         self._upgrading = False
         self._queue.clear()
@@ -625,112 +584,6 @@ class H1ServerProtocol(ServerConnection, asyncio.BufferedProtocol):
             # Frames that came with the handshake: after the protocol is set.
             self._loop.call_soon(self._ws_data, early)
         return transport
-
-    def _ws_data(self, data: bytes | memoryview) -> None:
-        codec = self._codec
-        t = self._ws
-        assert codec is not None and t is not None
-        for ev in codec.receive_data(data):
-            kind = ev[0]
-            if kind == EV_TEXT or kind == EV_BINARY:
-                t._on_message(ev[1], 0)
-            elif kind == EV_PING:
-                if not codec.close_sent:
-                    codec.pong(ev[1])  # RFC 6455 section 5.5.2
-            elif kind == EV_PONG:
-                t._on_pong(ev[1])
-            elif kind == EV_CLOSE:
-                # Section 5.5.1: echo the close frame; then the server closes
-                # the TCP connection first (section 7.1.1).
-                if not codec.close_sent:
-                    code = ev[1]
-                    codec.close(None if code == 1005 else code)
-                t._on_peer_close(ev[1], ev[2])
-                self._close_after_flush = True
-            elif kind == EV_ERROR:
-                if not codec.close_sent:
-                    codec.close(ev[1], ev[2][:123])
-                t._on_failed(ev[1], ev[2])
-                self._close_after_flush = True  # section 7.1.7: fail the connection
-        self._flush()
-
-    def _schedule_flush(self) -> None:
-        if self._flush_handle is None and not self._lost:
-            self._flush_handle = self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()  # when called before its turn
-            self._flush_handle = None
-        self._unflushed = 0
-        if self._lost or self._lingering or self._codec is None or self._transport is None:
-            return
-        data = self._codec.data_to_send()
-        if data:
-            self._transport.write(data)
-        if self._close_after_flush:
-            self._close_transport()
-
-    # -- what WebSocketTransport calls (the _Carrier interface) ----------------------
-
-    def _ws_send(self, sid: int, message: Data | bytearray | memoryview) -> bool:
-        assert self._codec is not None
-        self._codec.send(message)
-        self._queued(len(message))
-        return self._write_paused
-
-    def _ws_send_frame(self, sid: int, opcode: int, payload: bytes, fin: bool) -> bool:
-        assert self._codec is not None
-        self._codec.send_frame(opcode, payload, fin=fin)
-        self._queued(len(payload))
-        return self._write_paused
-
-    def _queued(self, n: int) -> None:
-        """Output goes out once per loop tick, or at once when it would take
-        the socket's buffer over write_limit: then pause_writing comes now
-        and send() waits, even for a sender that never yields to the loop."""
-        self._unflushed += n
-        t = self._transport
-        limit = self._server.config.write_limit
-        if t is not None and self._unflushed + t.get_write_buffer_size() > limit:
-            self._flush()
-        else:
-            self._schedule_flush()
-
-    def _ws_close(self, sid: int, code: int | None, reason: str) -> None:
-        codec = self._codec
-        assert codec is not None
-        if codec.close_sent:
-            return
-        codec.close(code, reason)
-        if codec.close_received:
-            self._close_after_flush = True
-        self._schedule_flush()
-
-    def _ws_abort(self, sid: int) -> None:
-        if self._transport is not None:
-            self._transport.abort()
-
-    def _ws_consume(self, sid: int, credit: int) -> None:
-        pass  # TCP does the flow control: see _ws_pause_reading
-
-    def _ws_pause_reading(self, sid: int, paused: bool) -> None:
-        if paused:
-            self._pause_reading()
-        else:
-            self._resume_reading()
-
-    def _ws_extra_info(self, name: str, default: Any) -> Any:
-        if name == "_buffered":
-            return lambda sid: self._transport.get_write_buffer_size() if self._transport else 0
-        if name == "connection":
-            return self
-        if self._transport is None:
-            return default
-        return self._transport.get_extra_info(name, default)
-
-    def _ws_write_paused(self) -> bool:
-        return self._write_paused
 
     # -- shutdown ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from . import _core
 from .base import HTTPExchange, PendingWebSocket, ServerConnection
 from .exceptions import ClientDisconnected, InvalidState, ProtocolError
 from .http import Headers, Request, Response
-from .websocket import Data, WebSocketTransport
+from .websocket import Data, WakeBatch, WebSocketTransport
 
 if TYPE_CHECKING:
     from .server import Server
@@ -42,6 +42,10 @@ SEV_STREAM_END = _core.SEV_STREAM_END
 SEV_RESUME_WRITING = _core.SEV_RESUME_WRITING
 SEV_GOAWAY = _core.SEV_GOAWAY
 SEV_PEER_ENDED = _core.SEV_PEER_ENDED
+
+
+def _noop() -> None:
+    pass
 
 
 def request_from_h2(raw: list[tuple[bytes, bytes]]) -> Request:
@@ -77,6 +81,10 @@ class H2Peer(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, WebSocketTransport] = {}
         self._flush_handle: asyncio.Handle | None = None
+        # Stands in for _flush_handle while a read is being handled: the
+        # read ends with a flush anyway, so nothing needs scheduling.
+        self._reading_handle = asyncio.Handle(_noop, (), loop)
+        self._wake_batch = WakeBatch(loop)
         self._write_paused = False
         self._lost = False
 
@@ -84,6 +92,9 @@ class H2Peer(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
+        # The hot path: parse, dispatch every event of the read, resume the
+        # handlers whose recv() got a message, then one write with all of it
+        # (WINDOW_UPDATEs and the handlers' answers).
         try:
             events = self._conn.receive_data(self._view[:nbytes])
         except ProtocolError as exc:
@@ -92,7 +103,19 @@ class H2Peer(asyncio.BufferedProtocol):
             self._close_transport()
             return
         if events:
-            self._dispatch(events)
+            batch = self._wake_batch
+            scheduled = self._flush_handle
+            if scheduled is None:
+                self._flush_handle = self._reading_handle
+            batch.active = True
+            try:
+                self._dispatch(events)
+            finally:
+                batch.active = False
+                if batch.waiters:
+                    batch.run()
+                if self._flush_handle is self._reading_handle:
+                    self._flush_handle = None
         self._flush()
 
     def eof_received(self) -> bool | None:
@@ -116,14 +139,23 @@ class H2Peer(asyncio.BufferedProtocol):
 
     def _dispatch(self, events: list[tuple[Any, ...]]) -> None:
         streams = self._streams
+        conn = self._conn
         for ev in events:
             kind = ev[0]
             if kind == SEV_TEXT or kind == SEV_BINARY:
+                # The hot path, WebSocketTransport._on_message inlined: a
+                # message for a stream that is reading.
                 t = streams.get(ev[1])
-                if t is not None:
+                if t is None:
+                    conn.consume(ev[1], ev[3])
+                elif t._reading_paused:
                     t._on_message(ev[2], ev[3])
                 else:
-                    self._conn.consume(ev[1], ev[3])
+                    t._protocol.message_received(ev[2])
+                    if t._reading_paused:
+                        t._held_credit += ev[3]
+                    else:
+                        conn.consume(ev[1], ev[3])  # flushed after the dispatch
             elif kind == SEV_STREAM_END:
                 t = streams.pop(ev[1], None)
                 if t is not None:
@@ -191,8 +223,9 @@ class H2Peer(asyncio.BufferedProtocol):
     # -- what WebSocketTransport calls (the _Carrier interface) ------------------
 
     def _ws_send(self, sid: int, message: Data | bytearray | memoryview) -> bool:
-        paused = bool(self._conn.send(sid, message))
-        self._schedule_flush()
+        paused: bool = self._conn.send(sid, message)
+        if self._flush_handle is None and not self._lost:
+            self._flush_handle = self._loop.call_soon(self._flush)
         return paused
 
     def _ws_send_frame(self, sid: int, opcode: int, payload: bytes, fin: bool) -> bool:
@@ -213,7 +246,8 @@ class H2Peer(asyncio.BufferedProtocol):
 
     def _ws_consume(self, sid: int, credit: int) -> None:
         self._conn.consume(sid, credit)
-        self._schedule_flush()
+        if self._flush_handle is None and not self._lost:
+            self._flush_handle = self._loop.call_soon(self._flush)
 
     def _ws_extra_info(self, name: str, default: Any) -> Any:
         if name == "_buffered":
@@ -339,6 +373,7 @@ class H2ServerProtocol(ServerConnection, H2Peer):
         except InvalidState:
             return None
         transport = self._new_transport(sid, pending.request, subprotocol)
+        transport._wake_batch = self._wake_batch
         self._streams[sid] = transport
         self._schedule_flush()
         return transport

@@ -15,10 +15,11 @@ import dataclasses
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
+from ._opener import AsyncOpener
 from .base import ServerConnection
 from .config import ServerConfig
 from .dispatch import ProtocolSelector
@@ -169,7 +170,7 @@ class Server:
         await self.wait_closed()
 
 
-class serve:  # noqa: N801 - used like a function, as in websockets
+class serve(AsyncOpener[Server]):  # noqa: N801 - used like a function, as in websockets
     """Starts a WebSocket server: ``await serve(...)`` or ``async with serve(...)``.
 
     ``handler(ws)`` runs once per WebSocket with an ``h2ws.WebSocket``; the
@@ -223,7 +224,7 @@ class serve:  # noqa: N801 - used like a function, as in websockets
         self._kwargs = kwargs
         self._server: Server | None = None
 
-    async def _create(self) -> Server:
+    async def _open(self) -> Server:
         handler, host, port, ssl, sock, subprotocols, process_request, factory = self._args
         server = Server(
             handler,
@@ -237,18 +238,6 @@ class serve:  # noqa: N801 - used like a function, as in websockets
         self._server = server
         return server
 
-    def __await__(self) -> Generator[Any, None, Server]:
-        return self._create().__await__()
-
-    async def __aenter__(self) -> Server:
-        return await self._create()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+    async def _close(self, opened: Server) -> None:
+        opened.close()
+        await opened.wait_closed()

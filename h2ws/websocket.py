@@ -26,7 +26,7 @@ from . import _core
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidState
 from .http import Request, Response
 
-__all__ = ["WebSocketProtocol", "WebSocketTransport", "WebSocket", "Data"]
+__all__ = ["WebSocketProtocol", "WebSocketTransport", "WebSocket", "Data", "WakeBatch"]
 
 Data = str | bytes
 
@@ -38,6 +38,16 @@ _OK_CODES = (1000, 1001, 1005)
 #: reading too (over HTTP/1.1: pause the socket; over HTTP/2 the stream's
 #: window already stops the peer).
 HOLD_LIMIT = 16
+
+
+#: The recv() waiters resolved while a carrier dispatches the events of one
+#: read (C, csrc/py/connection.c). A carrier sets ``active`` around its
+#: dispatch and calls ``run()`` after it, from an event-loop callback (never
+#: from a task): the handlers' tasks resume at once, with no asyncio.Future
+#: and no ``call_soon`` handle per message, and what they send goes out in
+#: the write that ends the read. Outside a dispatch a waiter resumes its
+#: task with ``loop.call_soon``, as a Future would.
+WakeBatch = _core.WakeBatch
 
 
 class _Carrier(Protocol):
@@ -116,8 +126,12 @@ class WebSocketTransport:
         self._ping_timeout = ping_timeout
         self._reading_paused = False
         self._carrier_paused = False
-        self._held: collections.deque[tuple[Data, int]] = collections.deque()
+        # Messages held while reading is paused: created when first needed
+        # (an empty deque costs ~600 bytes, and most streams never hold one).
+        self._held_q: collections.deque[tuple[Data, int]] | None = None
         self._held_credit = 0
+        #: Set by carriers that resume recv() waiters after each dispatch.
+        self._wake_batch: WakeBatch | None = None
         self._writing_paused = False
         self._closing = False  # our close frame went out (or we failed the stream)
         self._closed: ConnectionClosed | None = None  # reported to the protocol
@@ -221,14 +235,17 @@ class WebSocketTransport:
         if not self._reading_paused:
             return
         self._reading_paused = False
-        credit, self._held_credit = self._held_credit, 0
+        credit = self._held_credit
         if credit:
+            self._held_credit = 0
             self._carrier._ws_consume(self._sid, credit)
-        held = self._held
+        held = self._held_q
+        if not held and not self._carrier_paused:
+            return  # the hot path: nothing was held back
         while held and not self._reading_paused:
             message, credit = held.popleft()
             self._deliver(message, credit)
-        if self._carrier_paused and len(held) < HOLD_LIMIT:
+        if self._carrier_paused and (held is None or len(held) < HOLD_LIMIT):
             self._carrier_paused = False
             self._carrier._ws_pause_reading(self._sid, False)
 
@@ -238,6 +255,11 @@ class WebSocketTransport:
     def get_write_buffer_size(self) -> int:
         size = self._carrier._ws_extra_info("_buffered", None)
         return int(size(self._sid)) if callable(size) else 0
+
+    @property
+    def _held(self) -> collections.deque[tuple[Data, int]]:
+        """The messages held while reading is paused (a fresh empty deque if none)."""
+        return self._held_q if self._held_q is not None else collections.deque()
 
     # -- called by the carrier ------------------------------------------------
 
@@ -250,8 +272,11 @@ class WebSocketTransport:
 
     def _on_message(self, message: Data, credit: int) -> None:
         if self._reading_paused:
-            self._held.append((message, credit))
-            if len(self._held) >= HOLD_LIMIT and not self._carrier_paused:
+            held = self._held_q
+            if held is None:
+                held = self._held_q = collections.deque()
+            held.append((message, credit))
+            if len(held) >= HOLD_LIMIT and not self._carrier_paused:
                 self._carrier_paused = True
                 self._carrier._ws_pause_reading(self._sid, True)
         else:
@@ -355,7 +380,7 @@ class WebSocketTransport:
             exc = ConnectionClosedError(1006, "", received=False)
         self._closed = exc
         self._protocol.connection_lost(exc)  # WebSocket keeps what is held
-        self._held.clear()
+        self._held_q = None
 
 
 class WebSocket(WebSocketProtocol):
@@ -368,11 +393,12 @@ class WebSocket(WebSocketProtocol):
 
     def __init__(self) -> None:
         self._transport: WebSocketTransport | None = None
-        self._messages: collections.deque[Data] = collections.deque()
-        self._recv_waiter: asyncio.Future[None] | None = None
+        # Created with the first message (an idle WebSocket holds no deque).
+        self._msgs: collections.deque[Data] | None = None
+        self._recv_waiter: _core.Waiter | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closed_exc: ConnectionClosed | None = None
-        self._closed_future: asyncio.Future[None] | None = None
+        self._closed_future: asyncio.Future[None] | None = None  # made by wait_closed()
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._write_paused = False
 
@@ -380,14 +406,19 @@ class WebSocket(WebSocketProtocol):
 
     def connection_made(self, transport: WebSocketTransport) -> None:
         self._transport = transport
-        self._closed_future = transport._loop.create_future()
 
     def message_received(self, message: Data) -> None:
-        self._messages.append(message)
-        assert self._transport is not None
-        self._transport.pause_reading()  # credit returns when recv() takes it
+        # The hot path: no method calls beyond waking a waiting recv().
+        messages = self._msgs
+        if messages is None:
+            messages = self._msgs = collections.deque()
+        messages.append(message)
+        transport = self._transport
+        assert transport is not None
+        transport._reading_paused = True  # credit returns when recv() takes it
         waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
+        if waiter is not None:
+            self._recv_waiter = None
             waiter.set_result(None)
 
     def pong_received(self, payload: bytes) -> None:
@@ -407,7 +438,11 @@ class WebSocket(WebSocketProtocol):
         if self._transport is not None:
             # Messages that arrived before the end are still returned by
             # recv() before it raises.
-            self._messages.extend(m for m, _ in self._transport._held)
+            held = self._transport._held_q
+            if held:
+                if self._msgs is None:
+                    self._msgs = collections.deque()
+                self._msgs.extend(m for m, _ in held)
         for fut in (self._recv_waiter, self._drain_waiter, self._closed_future):
             if fut is not None and not fut.done():
                 fut.set_result(None)
@@ -425,6 +460,11 @@ class WebSocket(WebSocketProtocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    @property
+    def _messages(self) -> collections.deque[Data]:
+        """The messages received and not yet returned by recv()."""
+        return self._msgs if self._msgs is not None else collections.deque()
 
     # -- the API --------------------------------------------------------------
 
@@ -483,30 +523,74 @@ class WebSocket(WebSocketProtocol):
         Raises ``ConnectionClosedOK`` after a clean close, ``ConnectionClosedError``
         otherwise, once every message that arrived before it was returned.
         """
-        messages = self._messages
+        messages = self._msgs
         while not messages:
             if self._closed_exc is not None:
                 raise self._closed_exc
-            waiter = self.transport._loop.create_future()
+            await self._wait_message()
+            messages = self._msgs
+        message = messages.popleft()
+        if not messages:
+            transport = self._transport
+            if transport is not None and transport._reading_paused:
+                transport.resume_reading()
+        return message
+
+    async def _wait_message(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        batch = transport._wake_batch
+        if batch is None:
+            batch = transport._wake_batch = WakeBatch(transport._loop)
+        waiter = batch.waiter()
+        self._recv_waiter = waiter
+        try:
+            await waiter
+        finally:
+            if self._recv_waiter is waiter:
+                self._recv_waiter = None
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self
+
+    async def __anext__(self) -> Data:
+        # recv() inlined (one coroutine per message instead of an async
+        # generator step plus a recv() coroutine); ConnectionClosedOK ends
+        # the iteration.
+        messages = self._msgs
+        while not messages:
+            exc = self._closed_exc
+            if exc is not None:
+                if isinstance(exc, ConnectionClosedOK):
+                    raise StopAsyncIteration
+                raise exc
+            transport = self._transport
+            assert transport is not None
+            batch = transport._wake_batch
+            if batch is None:
+                batch = transport._wake_batch = WakeBatch(transport._loop)
+            waiter = batch.waiter()
             self._recv_waiter = waiter
             try:
                 await waiter
             finally:
-                self._recv_waiter = None
+                if self._recv_waiter is waiter:
+                    self._recv_waiter = None
+            messages = self._msgs
         message = messages.popleft()
         if not messages:
-            self.transport.resume_reading()
+            transport = self._transport
+            if transport is not None and transport._reading_paused:
+                # resume_reading() inlined for the usual case: nothing held.
+                if transport._held_q or transport._carrier_paused:
+                    transport.resume_reading()
+                else:
+                    transport._reading_paused = False
+                    credit = transport._held_credit
+                    if credit:
+                        transport._held_credit = 0
+                        transport._carrier._ws_consume(transport._sid, credit)
         return message
-
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Data]:
-        try:
-            while True:
-                yield await self.recv()
-        except ConnectionClosedOK:
-            return
 
     async def send(
         self, message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data]
@@ -518,8 +602,20 @@ class WebSocket(WebSocketProtocol):
         once the WebSocket is closed (while it is closing: when the closing
         handshake ends).
         """
-        transport = self.transport
-        if isinstance(message, (str, bytes, bytearray, memoryview)):
+        transport = self._transport
+        assert transport is not None
+        cls = type(message)
+        if (
+            (cls is bytes or cls is str)
+            and self._closed_exc is None
+            and not transport._closing
+            and transport._closed is None
+        ):
+            # The hot path (open, one whole message): no coroutine, each
+            # check done once.
+            if transport._carrier._ws_send(transport._sid, message):  # type: ignore[arg-type]
+                transport._set_writing_paused()
+        elif isinstance(message, (str, bytes, bytearray, memoryview)):
             await self._ensure_open()
             transport.send(message)
         elif isinstance(message, AsyncIterable):
@@ -608,8 +704,11 @@ class WebSocket(WebSocketProtocol):
 
     async def wait_closed(self) -> None:
         """Waits until the WebSocket is closed."""
-        if self._closed_future is not None:
-            await asyncio.shield(self._closed_future)
+        if self._closed_exc is not None or self._transport is None:
+            return
+        if self._closed_future is None:
+            self._closed_future = self._transport._loop.create_future()
+        await asyncio.shield(self._closed_future)
 
 
 def _encode(fragment: Data) -> bytes:

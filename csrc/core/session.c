@@ -50,6 +50,7 @@ struct h2ws_session {
   uint8_t settings_unsent; /* our first SETTINGS still to be rewritten (see patch_settings) */
   uint8_t client;          /* client role */
   h2ws_rng rng;            /* masking keys, client role */
+  h2ws_buf *out;           /* the buffer h2ws_session_send fills, during the call */
 };
 
 /*
@@ -137,29 +138,37 @@ static void stream_free(h2ws_session *s, stream *st) {
 /* ---------------------------------------------------------------------- */
 /* Output                                                                  */
 
+/*
+ * The data provider of every stream we answer. It copies nothing: it tells
+ * nghttp2 how many bytes of the stream's send queue the next DATA frame
+ * carries (NGHTTP2_DATA_FLAG_NO_COPY), and send_data_cb below appends the
+ * frame header and those bytes straight to the output buffer. One copy per
+ * payload byte on the way out (queue to output) instead of two (queue to
+ * nghttp2's frame buffer, then to the output).
+ */
 static ssize_t read_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *src, void *ud) {
   (void)ng;
   (void)sid;
+  (void)buf;
   h2ws_session *s = ud;
   stream *st = src->ptr;
   size_t pending = h2ws_buf_pending(&st->outq);
   size_t n = pending < length ? pending : length;
-  if (n) {
-    memcpy(buf, h2ws_buf_begin(&st->outq), n);
-    h2ws_buf_consume(&st->outq, n);
-    pending -= n;
-  }
-  if (pending == 0) {
+  size_t left = pending - n;
+  if (left == 0) {
     if (st->local_end) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-      h2ws_buf_free(&st->outq);
+      if (n == 0)
+        h2ws_buf_free(&st->outq);
     } else if (n == 0) {
       st->deferred = 1;
       return NGHTTP2_ERR_DEFERRED;
     }
   }
-  if (st->paused && pending <= s->cfg.write_high_water / 4) {
+  if (n)
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* send_data_cb takes the bytes */
+  if (st->paused && left <= s->cfg.write_high_water / 4) {
     st->paused = 0;
     h2ws_session_event ev;
     event_init(&ev, H2WS_SEV_RESUME_WRITING, st->id);
@@ -167,6 +176,30 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
       return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   return (ssize_t)n;
+}
+
+/* A DATA frame read_cb sized: its 9-byte header, then `length` bytes from
+ * the head of the stream's queue, appended to the buffer h2ws_session_send
+ * is filling (nghttp2 calls this from inside nghttp2_session_mem_send, in
+ * frame order). We never pad (no padding callback). */
+static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *ud) {
+  (void)ng;
+  h2ws_session *s = ud;
+  stream *st = src->ptr;
+  h2ws_buf *out = s->out;
+  if (!out || frame->data.padlen || length > h2ws_buf_pending(&st->outq))
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  uint8_t *dst = h2ws_buf_reserve(out, 9 + length);
+  if (!dst)
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  memcpy(dst, framehd, 9);
+  memcpy(dst + 9, h2ws_buf_begin(&st->outq), length);
+  out->len += 9 + length;
+  h2ws_buf_consume(&st->outq, length);
+  if (st->local_end && !h2ws_buf_pending(&st->outq))
+    h2ws_buf_free(&st->outq);
+  return 0;
 }
 
 static void kick(h2ws_session *s, stream *st) {
@@ -733,6 +766,7 @@ static int session_new(h2ws_session **out, const h2ws_session_config *cfg, const
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, send_data_cb);
   nghttp2_option_set_no_auto_window_update(opt, 1);
   int rv = client ? nghttp2_session_client_new3(&s->ng, cbs, s, opt, &s->ngmem)
                   : nghttp2_session_server_new3(&s->ng, cbs, s, opt, &s->ngmem);
@@ -830,18 +864,26 @@ static int patch_settings(h2ws_session *s, uint8_t *p, size_t n) {
 int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
   if (s->cb_failed)
     return H2WS_ERR_CALLBACK;
+  s->out = out; /* DATA frames go there from send_data_cb */
+  int rv = 0;
   for (;;) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(s->ng, &p);
-    if (n < 0)
-      return map_ng_error(s, (int)n, NULL);
+    if (n < 0) {
+      rv = map_ng_error(s, (int)n, NULL);
+      break;
+    }
     if (n == 0)
-      return 0;
-    if (h2ws_buf_append(out, p, (size_t)n) < 0)
-      return H2WS_ERR_NOMEM;
+      break;
+    if (h2ws_buf_append(out, p, (size_t)n) < 0) {
+      rv = H2WS_ERR_NOMEM;
+      break;
+    }
     if (s->settings_unsent && patch_settings(s, out->data + out->len - (size_t)n, (size_t)n))
       s->settings_unsent = 0;
   }
+  s->out = NULL;
+  return rv;
 }
 
 int h2ws_session_want_io(h2ws_session *s) {

@@ -29,6 +29,11 @@ module_state *h2ws_py_state_of(PyObject *self);
  * `what` (may be NULL) replaces the generic message. */
 PyObject *h2ws_py_raise(module_state *st, int err, const char *what);
 
+/* The `code` argument of the close() methods: None gives 0 (a close frame
+ * without a code), an int must be 1..65535 (ValueError otherwise). Returns 0,
+ * or -1 with an exception set. `obj` is borrowed. */
+int h2ws_py_close_code(PyObject *obj, unsigned *code);
+
 /* Adds the H2Connection type to the module (connection.c). */
 int h2ws_py_connection_add(PyObject *module, module_state *st);
 

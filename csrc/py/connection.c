@@ -6,8 +6,13 @@
  * all at once: receive_data() returns them; events raised while sending
  * (a stream closing after our END_STREAM, a queue draining) wait for
  * events() or the next receive_data().
+ *
+ * Also h2ws._core.WakeBatch and Waiter, what WebSocket.recv() awaits
+ * instead of an asyncio.Future (see below).
  */
 #include "binding.h"
+
+#include <structmember.h>
 
 #include "../core/error.h"
 #include "../core/session.h"
@@ -45,6 +50,30 @@ static PyObject *make_text(const uint8_t *p, size_t n) {
   return PyUnicode_DecodeUTF8(p ? (const char *)p : "", (Py_ssize_t)n, "strict");
 }
 
+/* (type, stream_id, message, credit): the hot path, built without
+ * Py_BuildValue's format parsing. Steals `msg`. */
+static PyObject *message_tuple(const h2ws_session_event *ev, PyObject *msg) {
+  if (!msg)
+    return NULL;
+  PyObject *t = PyTuple_New(4);
+  PyObject *type = PyLong_FromLong(ev->type); /* small ints: cached */
+  PyObject *sid = PyLong_FromLong(ev->stream_id);
+  PyObject *credit = PyLong_FromSize_t(ev->credit);
+  if (!t || !type || !sid || !credit) {
+    Py_XDECREF(t);
+    Py_XDECREF(type);
+    Py_XDECREF(sid);
+    Py_XDECREF(credit);
+    Py_DECREF(msg);
+    return NULL;
+  }
+  PyTuple_SET_ITEM(t, 0, type);
+  PyTuple_SET_ITEM(t, 1, sid);
+  PyTuple_SET_ITEM(t, 2, msg);
+  PyTuple_SET_ITEM(t, 3, credit);
+  return t;
+}
+
 static PyObject *event_tuple(const h2ws_session_event *ev) {
   const char *p = ev->data ? (const char *)ev->data : "";
   Py_ssize_t n = (Py_ssize_t)ev->len;
@@ -59,9 +88,9 @@ static PyObject *event_tuple(const h2ws_session_event *ev) {
     return Py_BuildValue("(iiNO)", ev->type, ev->stream_id, hl, ev->code ? Py_True : Py_False);
   }
   case H2WS_SEV_TEXT:
-    return Py_BuildValue("(iiNn)", ev->type, ev->stream_id, make_text(ev->data, ev->len),
-                         (Py_ssize_t)ev->credit);
+    return message_tuple(ev, make_text(ev->data, ev->len));
   case H2WS_SEV_BINARY:
+    return message_tuple(ev, PyBytes_FromStringAndSize(p, n));
   case H2WS_SEV_BODY:
     return Py_BuildValue("(iiy#n)", ev->type, ev->stream_id, p, n, (Py_ssize_t)ev->credit);
   case H2WS_SEV_PONG:
@@ -416,15 +445,36 @@ static PyObject *conn_send_body(PyObject *self_, PyObject *args, PyObject *kw) {
   return status_result(self, rv);
 }
 
-static PyObject *conn_send(PyObject *self_, PyObject *args) {
+/* A stream id argument of a METH_FASTCALL method: an int in C int range. */
+static int get_sid(PyObject *o, int *out) {
+  long v = PyLong_AsLong(o);
+  if (v == -1 && PyErr_Occurred())
+    return -1;
+  if (v < INT_MIN || v > INT_MAX) {
+    PyErr_SetString(PyExc_OverflowError, "stream_id out of range");
+    return -1;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+static PyObject *conn_send(PyObject *self_, PyObject *const *args, Py_ssize_t nargs) {
   ConnObject *self = (ConnObject *)self_;
   CHECK_SESSION(self);
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError, "send() takes exactly 2 arguments (%zd given)", nargs);
+    return NULL;
+  }
   int sid;
-  PyObject *msg;
-  if (!PyArg_ParseTuple(args, "iO:send", &sid, &msg))
+  PyObject *msg = args[1];
+  if (get_sid(args[0], &sid) < 0)
     return NULL;
   int rv;
-  if (PyUnicode_Check(msg)) {
+  if (PyBytes_CheckExact(msg)) {
+    rv = h2ws_session_ws_send(self->session, sid, H2WS_OP_BINARY,
+                              (const uint8_t *)PyBytes_AS_STRING(msg),
+                              (size_t)PyBytes_GET_SIZE(msg), 1);
+  } else if (PyUnicode_Check(msg)) {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(msg, &n);
     if (!s)
@@ -469,17 +519,9 @@ static PyObject *conn_close(PyObject *self_, PyObject *args, PyObject *kw) {
   if (!PyArg_ParseTupleAndKeywords(args, kw, "i|Os#:close", kwlist, &sid, &code_obj, &reason,
                                    &rlen))
     return NULL;
-  unsigned code = 0;
-  if (code_obj != Py_None) {
-    long c = PyLong_AsLong(code_obj);
-    if (c == -1 && PyErr_Occurred())
-      return NULL;
-    if (c <= 0 || c > 0xFFFF) {
-      PyErr_SetString(PyExc_ValueError, "invalid close code");
-      return NULL;
-    }
-    code = (unsigned)c;
-  }
+  unsigned code;
+  if (h2ws_py_close_code(code_obj, &code) < 0)
+    return NULL;
   int rv = h2ws_session_ws_close(self->session, sid, code, (const uint8_t *)reason, (size_t)rlen);
   if (rv < 0)
     return fail(self, rv,
@@ -503,12 +545,18 @@ static PyObject *conn_reset(PyObject *self_, PyObject *args, PyObject *kw) {
   return PyBool_FromLong(rv == 0);
 }
 
-static PyObject *conn_consume(PyObject *self_, PyObject *args) {
+static PyObject *conn_consume(PyObject *self_, PyObject *const *args, Py_ssize_t nargs) {
   ConnObject *self = (ConnObject *)self_;
   CHECK_SESSION(self);
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError, "consume() takes exactly 2 arguments (%zd given)", nargs);
+    return NULL;
+  }
   int sid;
-  Py_ssize_t credit;
-  if (!PyArg_ParseTuple(args, "in:consume", &sid, &credit))
+  if (get_sid(args[0], &sid) < 0)
+    return NULL;
+  Py_ssize_t credit = PyLong_AsSsize_t(args[1]);
+  if (credit == -1 && PyErr_Occurred())
     return NULL;
   if (credit < 0) {
     PyErr_SetString(PyExc_ValueError, "credit must be >= 0");
@@ -578,7 +626,7 @@ static PyMethodDef conn_methods[] = {
      "respond(stream_id, status, headers=(), *, end_stream=False)"},
     {"send_body", (PyCFunction)(void (*)(void))conn_send_body, METH_VARARGS | METH_KEYWORDS,
      "send_body(stream_id, data, *, end_stream=False) -> paused: bool"},
-    {"send", conn_send, METH_VARARGS,
+    {"send", (PyCFunction)(void (*)(void))conn_send, METH_FASTCALL,
      "send(stream_id, message) -> paused: bool. str: text message; bytes-like: binary."},
     {"send_frame", (PyCFunction)(void (*)(void))conn_send_frame, METH_VARARGS | METH_KEYWORDS,
      "send_frame(stream_id, opcode, payload, *, fin=True) -> paused: bool (fragments, ping, "
@@ -587,7 +635,7 @@ static PyMethodDef conn_methods[] = {
      "close(stream_id, code=None, reason=''): our close frame; END_STREAM follows the peer's."},
     {"reset", (PyCFunction)(void (*)(void))conn_reset, METH_VARARGS | METH_KEYWORDS,
      "reset(stream_id, error_code=8) -> bool: RST_STREAM (False if the stream is gone)."},
-    {"consume", conn_consume, METH_VARARGS,
+    {"consume", (PyCFunction)(void (*)(void))conn_consume, METH_FASTCALL,
      "consume(stream_id, credit): the application took a message or chunk with this credit."},
     {"shutdown_notice", conn_shutdown_notice, METH_NOARGS,
      "shutdown_notice(): first GOAWAY of a graceful shutdown."},
@@ -619,11 +667,451 @@ static PyType_Spec conn_spec = {"h2ws._core.H2Connection", sizeof(ConnObject), 0
                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
                                 conn_slots};
 
+/* ---------------------------------------------------------------------- */
+/* WakeBatch and Waiter: what WebSocket.recv() awaits (h2ws/websocket.py). */
+
+/*
+ * A Waiter speaks the future protocol asyncio.Task accepts from any awaited
+ * object (_asyncio_future_blocking, get_loop, add_done_callback, result,
+ * cancel), so recv() needs no asyncio.Future per message. Resolved while its
+ * WakeBatch is active (a carrier dispatching the events of one read), it is
+ * queued on the batch, whose run() then resumes every queued task directly:
+ * no call_soon handle per message, and what the handlers send goes out in
+ * the write that ends the read. Otherwise it resumes its task with
+ * loop.call_soon, as a Future would.
+ */
+
+enum { W_PENDING = 0, W_DONE = 1, W_CANCELLED = 2 };
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *loop;
+  PyObject *waiters;         /* list of resolved Waiters to resume */
+  PyObject *done;            /* a completed asyncio.Future: see batch_run */
+  PyTypeObject *waiter_type; /* strong */
+  char active;
+} WakeBatchObject;
+
+typedef struct {
+  PyObject_HEAD
+  WakeBatchObject *batch; /* strong */
+  PyObject *callback;     /* the waiting task's wake-up, or NULL */
+  PyObject *context;      /* its context, or NULL */
+  char blocking;          /* _asyncio_future_blocking */
+  char state;
+} WaiterObject;
+
+/* Raises asyncio.<name>(msg) (msg NULL: no arguments). */
+static void raise_asyncio(const char *name, const char *msg) {
+  PyObject *mod = PyImport_ImportModule("asyncio");
+  if (!mod)
+    return;
+  PyObject *exc = PyObject_GetAttrString(mod, name);
+  Py_DECREF(mod);
+  if (!exc)
+    return;
+  if (msg)
+    PyErr_SetString(exc, msg);
+  else
+    PyErr_SetNone(exc);
+  Py_DECREF(exc);
+}
+
+/* Hands the waiting task's wake-up to loop.call_soon(callback, self,
+ * context=...). */
+static int waiter_schedule(WaiterObject *w) {
+  PyObject *cb = w->callback, *ctx = w->context;
+  w->callback = w->context = NULL;
+  if (!cb) {
+    Py_XDECREF(ctx);
+    return 0;
+  }
+  PyObject *name = PyUnicode_FromString("call_soon");
+  PyObject *kw = ctx ? Py_BuildValue("(s)", "context") : NULL;
+  PyObject *res = NULL;
+  if (name && (kw || !ctx)) {
+    PyObject *args[4] = {w->batch->loop, cb, (PyObject *)w, ctx};
+    res = PyObject_VectorcallMethod(name, args, 3, kw);
+  }
+  Py_XDECREF(name);
+  Py_XDECREF(kw);
+  Py_DECREF(cb);
+  Py_XDECREF(ctx);
+  if (!res)
+    return -1;
+  Py_DECREF(res);
+  return 0;
+}
+
+static PyObject *waiter_await(PyObject *self) { return Py_NewRef(self); }
+
+/* The awaitable's iterator (itself): yields itself while pending, then
+ * returns None, or raises CancelledError once cancelled. */
+static PyObject *waiter_iternext(PyObject *self) {
+  WaiterObject *w = (WaiterObject *)self;
+  if (w->state == W_PENDING) {
+    w->blocking = 1;
+    return Py_NewRef(self);
+  }
+  if (w->state == W_CANCELLED)
+    raise_asyncio("CancelledError", NULL);
+  return NULL;
+}
+
+static PyObject *waiter_get_loop(PyObject *self, PyObject *unused) {
+  (void)unused;
+  return Py_NewRef(((WaiterObject *)self)->batch->loop);
+}
+
+static PyObject *waiter_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                          PyObject *kwnames) {
+  WaiterObject *w = (WaiterObject *)self;
+  if (nargs != 1) {
+    PyErr_SetString(PyExc_TypeError, "add_done_callback(fn, *, context=None)");
+    return NULL;
+  }
+  PyObject *ctx = NULL;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t i = 0; i < nkw; i++) {
+    if (!PyUnicode_Check(PyTuple_GET_ITEM(kwnames, i)) ||
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "context") != 0) {
+      PyErr_SetString(PyExc_TypeError, "add_done_callback(fn, *, context=None)");
+      return NULL;
+    }
+    ctx = args[nargs + i];
+  }
+  if (w->callback) {
+    PyErr_SetString(PyExc_RuntimeError, "a recv() waiter has one waiting task");
+    return NULL;
+  }
+  w->callback = Py_NewRef(args[0]);
+  w->context = ctx && ctx != Py_None ? Py_NewRef(ctx) : NULL;
+  if (w->state != W_PENDING && waiter_schedule(w) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *waiter_remove_done_callback(PyObject *self, PyObject *fn) {
+  WaiterObject *w = (WaiterObject *)self;
+  if (!w->callback)
+    return PyLong_FromLong(0);
+  int eq = PyObject_RichCompareBool(w->callback, fn, Py_EQ);
+  if (eq < 0)
+    return NULL;
+  if (eq) {
+    Py_CLEAR(w->callback);
+    Py_CLEAR(w->context);
+  }
+  return PyLong_FromLong(eq);
+}
+
+static PyObject *waiter_done(PyObject *self, PyObject *unused) {
+  (void)unused;
+  return PyBool_FromLong(((WaiterObject *)self)->state != W_PENDING);
+}
+
+static PyObject *waiter_cancelled(PyObject *self, PyObject *unused) {
+  (void)unused;
+  return PyBool_FromLong(((WaiterObject *)self)->state == W_CANCELLED);
+}
+
+static PyObject *waiter_result(PyObject *self, PyObject *unused) {
+  (void)unused;
+  WaiterObject *w = (WaiterObject *)self;
+  if (w->state == W_CANCELLED) {
+    raise_asyncio("CancelledError", NULL);
+    return NULL;
+  }
+  if (w->state == W_PENDING) {
+    raise_asyncio("InvalidStateError", "result is not ready");
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *waiter_set_result(PyObject *self, PyObject *value) {
+  (void)value;
+  WaiterObject *w = (WaiterObject *)self;
+  if (w->state != W_PENDING)
+    Py_RETURN_NONE;
+  w->state = W_DONE;
+  if (w->callback) {
+    if (w->batch->active) {
+      if (PyList_Append(w->batch->waiters, self) < 0)
+        return NULL;
+    } else if (waiter_schedule(w) < 0) {
+      return NULL;
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *waiter_cancel(PyObject *self, PyObject *args, PyObject *kw) {
+  (void)args;
+  (void)kw;
+  WaiterObject *w = (WaiterObject *)self;
+  if (w->state != W_PENDING)
+    Py_RETURN_FALSE;
+  w->state = W_CANCELLED;
+  if (waiter_schedule(w) < 0)
+    return NULL;
+  Py_RETURN_TRUE;
+}
+
+static int waiter_traverse(PyObject *self, visitproc visit, void *arg) {
+  WaiterObject *w = (WaiterObject *)self;
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(w->batch);
+  Py_VISIT(w->callback);
+  Py_VISIT(w->context);
+  return 0;
+}
+
+static int waiter_clear(PyObject *self) {
+  WaiterObject *w = (WaiterObject *)self;
+  Py_CLEAR(w->batch);
+  Py_CLEAR(w->callback);
+  Py_CLEAR(w->context);
+  return 0;
+}
+
+static void waiter_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  waiter_clear(self);
+  PyObject_GC_Del(self);
+  Py_DECREF(tp);
+}
+
+static PyMethodDef waiter_methods[] = {
+    {"get_loop", waiter_get_loop, METH_NOARGS, NULL},
+    {"add_done_callback", (PyCFunction)(void (*)(void))waiter_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_done_callback", waiter_remove_done_callback, METH_O, NULL},
+    {"done", waiter_done, METH_NOARGS, NULL},
+    {"cancelled", waiter_cancelled, METH_NOARGS, NULL},
+    {"result", waiter_result, METH_NOARGS, NULL},
+    {"set_result", waiter_set_result, METH_O,
+     "set_result(None): a message is there; the waiting task resumes (at once after the "
+     "batch's dispatch if it is active, else with loop.call_soon)."},
+    {"cancel", (PyCFunction)(void (*)(void))waiter_cancel, METH_VARARGS | METH_KEYWORDS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef waiter_members[] = {
+    {"_asyncio_future_blocking", T_BOOL, offsetof(WaiterObject, blocking), 0, NULL},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyType_Slot waiter_slots[] = {
+    {Py_am_await, waiter_await},
+    {Py_tp_iter, waiter_await},
+    {Py_tp_iternext, waiter_iternext},
+    {Py_tp_dealloc, waiter_dealloc},
+    {Py_tp_traverse, waiter_traverse},
+    {Py_tp_clear, waiter_clear},
+    {Py_tp_methods, waiter_methods},
+    {Py_tp_members, waiter_members},
+    {Py_tp_doc, "What WebSocket.recv() awaits: made by WakeBatch.waiter()."},
+    {0, NULL}};
+
+static PyType_Spec waiter_spec = {"h2ws._core.Waiter", sizeof(WaiterObject), 0,
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+                                      Py_TPFLAGS_IMMUTABLETYPE |
+                                      Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                                  waiter_slots};
+
+static PyObject *batch_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"loop", NULL};
+  PyObject *loop;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O:WakeBatch", kwlist, &loop))
+    return NULL;
+  PyObject *module = PyType_GetModule(type);
+  if (!module)
+    return NULL;
+  PyObject *wtype = PyObject_GetAttrString(module, "Waiter");
+  if (!wtype)
+    return NULL;
+  if (!PyType_Check(wtype)) {
+    Py_DECREF(wtype);
+    PyErr_SetString(PyExc_SystemError, "h2ws._core.Waiter is not a type");
+    return NULL;
+  }
+  WakeBatchObject *b = (WakeBatchObject *)type->tp_alloc(type, 0);
+  if (!b) {
+    Py_DECREF(wtype);
+    return NULL;
+  }
+  b->waiter_type = (PyTypeObject *)wtype;
+  b->loop = Py_NewRef(loop);
+  b->waiters = PyList_New(0);
+  b->done = b->waiters ? PyObject_CallMethod(loop, "create_future", NULL) : NULL;
+  PyObject *r = b->done ? PyObject_CallMethod(b->done, "set_result", "O", Py_None) : NULL;
+  if (!r) {
+    Py_DECREF(b);
+    return NULL;
+  }
+  Py_DECREF(r);
+  return (PyObject *)b;
+}
+
+static PyObject *batch_waiter(PyObject *self, PyObject *unused) {
+  (void)unused;
+  WakeBatchObject *b = (WakeBatchObject *)self;
+  WaiterObject *w = PyObject_GC_New(WaiterObject, b->waiter_type);
+  if (!w)
+    return NULL;
+  w->batch = (WakeBatchObject *)Py_NewRef(self);
+  w->callback = w->context = NULL;
+  w->blocking = 0;
+  w->state = W_PENDING;
+  PyObject_GC_Track((PyObject *)w);
+  return (PyObject *)w;
+}
+
+/*
+ * Resumes the tasks of the waiters resolved during the dispatch, in order.
+ * Each wake-up callback gets the batch's completed Future rather than the
+ * Waiter: asyncio.Task's wake-up only reads the result of what it is given,
+ * and reads an exact Future's in C (a Waiter's would cost a method call).
+ * Call it only from an event-loop callback, never from inside a task.
+ */
+static PyObject *batch_run(PyObject *self, PyObject *unused) {
+  (void)unused;
+  WakeBatchObject *b = (WakeBatchObject *)self;
+  if (PyList_GET_SIZE(b->waiters) == 0)
+    Py_RETURN_NONE;
+  PyObject *fresh = PyList_New(0);
+  if (!fresh)
+    return NULL;
+  PyObject *list = b->waiters;
+  b->waiters = fresh;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+    WaiterObject *w = (WaiterObject *)PyList_GET_ITEM(list, i);
+    PyObject *cb = w->callback, *ctx = w->context;
+    w->callback = w->context = NULL;
+    if (!cb) {
+      Py_XDECREF(ctx);
+      continue;
+    }
+    PyObject *r = NULL;
+    if (!ctx) {
+      r = PyObject_CallOneArg(cb, b->done);
+    } else if (PyContext_Enter(ctx) == 0) {
+      r = PyObject_CallOneArg(cb, b->done);
+      if (PyContext_Exit(ctx) < 0)
+        Py_CLEAR(r);
+    }
+    if (r) {
+      Py_DECREF(r);
+      Py_DECREF(cb);
+      Py_XDECREF(ctx);
+      continue;
+    }
+    w->callback = cb;
+    w->context = ctx;
+    if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+      /* KeyboardInterrupt or SystemExit out of the task's step: it goes on
+       * up to the loop, as from a call_soon handle; the waiters not
+       * resumed yet stay queued for the next run(). */
+      Py_CLEAR(w->callback);
+      Py_CLEAR(w->context);
+      for (Py_ssize_t j = i + 1; j < PyList_GET_SIZE(list); j++)
+        if (PyList_Append(b->waiters, PyList_GET_ITEM(list, j)) < 0)
+          break;
+      Py_DECREF(list);
+      return NULL;
+    }
+    /* The task could not be resumed here (run() called from inside a task:
+     * "Cannot enter into task"; the task is untouched): the loop does it. */
+    PyErr_Clear();
+    if (waiter_schedule(w) < 0)
+      PyErr_WriteUnraisable((PyObject *)w);
+  }
+  Py_DECREF(list);
+  Py_RETURN_NONE;
+}
+
+static int batch_traverse(PyObject *self, visitproc visit, void *arg) {
+  WakeBatchObject *b = (WakeBatchObject *)self;
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(b->loop);
+  Py_VISIT(b->waiters);
+  Py_VISIT(b->done);
+  Py_VISIT(b->waiter_type);
+  return 0;
+}
+
+static int batch_clear(PyObject *self) {
+  WakeBatchObject *b = (WakeBatchObject *)self;
+  Py_CLEAR(b->loop);
+  Py_CLEAR(b->waiters);
+  Py_CLEAR(b->done);
+  Py_CLEAR(b->waiter_type);
+  return 0;
+}
+
+static void batch_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  batch_clear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyMethodDef batch_methods[] = {
+    {"waiter", batch_waiter, METH_NOARGS, "waiter() -> Waiter: what one recv() awaits."},
+    {"run", batch_run, METH_NOARGS,
+     "run(): resumes the tasks of the waiters resolved while the batch was active."},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef batch_members[] = {
+    {"active", T_BOOL, offsetof(WakeBatchObject, active), 0,
+     "True while the carrier dispatches a read: resolved waiters are queued for run()."},
+    {"waiters", T_OBJECT, offsetof(WakeBatchObject, waiters), READONLY,
+     "the resolved waiters run() will resume"},
+    {"loop", T_OBJECT, offsetof(WakeBatchObject, loop), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyType_Slot batch_slots[] = {
+    {Py_tp_new, batch_new},
+    {Py_tp_dealloc, batch_dealloc},
+    {Py_tp_traverse, batch_traverse},
+    {Py_tp_clear, batch_clear},
+    {Py_tp_methods, batch_methods},
+    {Py_tp_members, batch_members},
+    {Py_tp_doc,
+     "WakeBatch(loop)\n--\n\n"
+     "The recv() waiters resolved while a carrier dispatches the events of one read; "
+     "run() resumes their tasks once the dispatch is over."},
+    {0, NULL}};
+
+static PyType_Spec batch_spec = {"h2ws._core.WakeBatch", sizeof(WakeBatchObject), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+                                     Py_TPFLAGS_IMMUTABLETYPE,
+                                 batch_slots};
+
+static int add_wait_types(PyObject *m) {
+  PyTypeObject *wt = (PyTypeObject *)PyType_FromModuleAndSpec(m, &waiter_spec, NULL);
+  if (!wt)
+    return -1;
+  int rv = PyModule_AddType(m, wt);
+  Py_DECREF(wt);
+  if (rv < 0)
+    return -1;
+  PyTypeObject *bt = (PyTypeObject *)PyType_FromModuleAndSpec(m, &batch_spec, NULL);
+  if (!bt)
+    return -1;
+  rv = PyModule_AddType(m, bt);
+  Py_DECREF(bt);
+  return rv;
+}
+
 int h2ws_py_connection_add(PyObject *m, module_state *st) {
   st->connection_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &conn_spec, NULL);
   if (!st->connection_type)
     return -1;
   if (PyModule_AddType(m, st->connection_type) < 0)
+    return -1;
+  if (add_wait_types(m) < 0)
     return -1;
   struct {
     const char *name;

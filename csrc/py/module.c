@@ -59,6 +59,21 @@ PyObject *h2ws_py_raise(module_state *st, int err, const char *what) {
   }
 }
 
+int h2ws_py_close_code(PyObject *obj, unsigned *code) {
+  *code = 0;
+  if (obj == Py_None)
+    return 0;
+  long c = PyLong_AsLong(obj);
+  if (c == -1 && PyErr_Occurred())
+    return -1;
+  if (c <= 0 || c > 0xFFFF) {
+    PyErr_SetString(PyExc_ValueError, "invalid close code");
+    return -1;
+  }
+  *code = (unsigned)c;
+  return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Module functions                                                        */
 
@@ -101,7 +116,84 @@ static int get_key(Py_buffer *key) {
   return 0;
 }
 
-static PyObject *m_mask(PyObject *module, PyObject *args, PyObject *kw) {
+/*
+ * Fast calls. The hot functions are METH_FASTCALL | METH_KEYWORDS: a call
+ * with the common argument types (exact bytes or bytearray buffers, an exact
+ * int, positional arguments) is served without a tuple, a keyword parser or
+ * the buffer protocol. Every other call goes through call_generic() to the
+ * METH_VARARGS | METH_KEYWORDS implementation, so it is parsed, and fails,
+ * exactly as before. A fast path reads a buffer's pointer and size without
+ * exporting it: nothing between that and the end of the call can resize it.
+ */
+typedef PyObject *(*varargs_fn)(PyObject *self, PyObject *args, PyObject *kw);
+
+static PyObject *call_generic(varargs_fn fn, PyObject *self, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames) {
+  PyObject *tuple = PyTuple_New(nargs);
+  if (!tuple)
+    return NULL;
+  for (Py_ssize_t i = 0; i < nargs; i++)
+    PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+  PyObject *kw = NULL;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nkw) {
+    kw = PyDict_New();
+    for (Py_ssize_t i = 0; kw && i < nkw; i++)
+      if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+        Py_CLEAR(kw);
+    if (!kw) {
+      Py_DECREF(tuple);
+      return NULL;
+    }
+  }
+  PyObject *r = fn(self, tuple, kw);
+  Py_DECREF(tuple);
+  Py_XDECREF(kw);
+  return r;
+}
+
+/* A read-only view of an exact bytes or bytearray object, as "y*" would
+ * give; 0 for any other type (the caller takes the generic path). */
+static int fast_bytes(PyObject *o, const uint8_t **p, size_t *n) {
+  if (PyBytes_CheckExact(o)) {
+    *p = (const uint8_t *)PyBytes_AS_STRING(o);
+    *n = (size_t)PyBytes_GET_SIZE(o);
+    return 1;
+  }
+  if (PyByteArray_CheckExact(o)) {
+    *p = (const uint8_t *)PyByteArray_AS_STRING(o);
+    *n = (size_t)PyByteArray_GET_SIZE(o);
+    return 1;
+  }
+  return 0;
+}
+
+/* An optional "K" argument (unsigned long long, no overflow check) given
+ * as an exact int; 0 for anything else. */
+static int fast_phase(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t i,
+                      unsigned long long *phase) {
+  *phase = 0;
+  if (nargs <= i)
+    return 1;
+  if (!PyLong_CheckExact(args[i]))
+    return 0;
+  *phase = PyLong_AsUnsignedLongLongMask(args[i]); /* cannot fail on an int */
+  return 1;
+}
+
+/* An "i" argument given as an exact int that fits; 0 for anything else. */
+static int fast_int(PyObject *o, int *v) {
+  if (!PyLong_CheckExact(o))
+    return 0;
+  int overflow;
+  long x = PyLong_AsLongAndOverflow(o, &overflow);
+  if (overflow || x < INT_MIN || x > INT_MAX)
+    return 0;
+  *v = (int)x;
+  return 1;
+}
+
+static PyObject *mask_varargs(PyObject *module, PyObject *args, PyObject *kw) {
   (void)module;
   static char *kwlist[] = {"data", "key", "phase", NULL};
   Py_buffer data, key;
@@ -120,7 +212,21 @@ static PyObject *m_mask(PyObject *module, PyObject *args, PyObject *kw) {
   return out;
 }
 
-static PyObject *m_mask_into(PyObject *module, PyObject *args, PyObject *kw) {
+static PyObject *m_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                        PyObject *kwnames) {
+  const uint8_t *data, *key;
+  size_t dlen, klen;
+  unsigned long long phase;
+  if (kwnames || nargs < 2 || nargs > 3 || !fast_bytes(args[0], &data, &dlen) ||
+      !fast_bytes(args[1], &key, &klen) || klen != 4 || !fast_phase(args, nargs, 2, &phase))
+    return call_generic(mask_varargs, module, args, nargs, kwnames);
+  PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)dlen);
+  if (out)
+    h2ws_mask_copy((uint8_t *)PyBytes_AS_STRING(out), data, dlen, key, phase);
+  return out;
+}
+
+static PyObject *mask_into_varargs(PyObject *module, PyObject *args, PyObject *kw) {
   (void)module;
   static char *kwlist[] = {"buffer", "key", "phase", NULL};
   Py_buffer data, key;
@@ -134,6 +240,19 @@ static PyObject *m_mask_into(PyObject *module, PyObject *args, PyObject *kw) {
   PyBuffer_Release(&key);
   if (!ok)
     return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *m_mask_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames) {
+  const uint8_t *key;
+  size_t klen;
+  unsigned long long phase;
+  if (kwnames || nargs < 2 || nargs > 3 || !PyByteArray_CheckExact(args[0]) ||
+      !fast_bytes(args[1], &key, &klen) || klen != 4 || !fast_phase(args, nargs, 2, &phase))
+    return call_generic(mask_into_varargs, module, args, nargs, kwnames);
+  h2ws_mask_apply((uint8_t *)PyByteArray_AS_STRING(args[0]),
+                  (size_t)PyByteArray_GET_SIZE(args[0]), key, phase);
   Py_RETURN_NONE;
 }
 
@@ -163,7 +282,31 @@ static PyObject *m_utf8_valid(PyObject *module, PyObject *arg) {
   return PyBool_FromLong(ok);
 }
 
-static PyObject *m_build_frame(PyObject *module, PyObject *args, PyObject *kw) {
+/* One frame into new bytes: header, then the payload (masked with `keyp`
+ * if not NULL). */
+static PyObject *frame_bytes(int opcode, const uint8_t *payload, size_t plen, int fin, int rsv,
+                             const uint8_t *keyp, uint64_t length) {
+  if (opcode < 0 || opcode > 15 || rsv < 0 || (rsv & ~0x70)) {
+    PyErr_SetString(PyExc_ValueError, "opcode must be 0..15 and rsv a mask of 0x70");
+    return NULL;
+  }
+  uint8_t hdr[H2WS_FRAME_HEADER_MAX];
+  size_t hlen = h2ws_frame_header_write(hdr, fin, (unsigned)rsv, (unsigned)opcode, length, keyp);
+  PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(hlen + plen));
+  if (!out)
+    return NULL;
+  uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
+  memcpy(dst, hdr, hlen);
+  if (plen) {
+    if (keyp)
+      h2ws_mask_copy(dst + hlen, payload, plen, keyp, 0);
+    else
+      memcpy(dst + hlen, payload, plen);
+  }
+  return out;
+}
+
+static PyObject *build_frame_varargs(PyObject *module, PyObject *args, PyObject *kw) {
   (void)module;
   static char *kwlist[] = {"opcode", "payload", "fin", "rsv", "mask", "length", NULL};
   int opcode, rsv = 0;
@@ -193,28 +336,25 @@ static PyObject *m_build_frame(PyObject *module, PyObject *args, PyObject *kw) {
       goto done;
     keyp = key.buf;
   }
-  {
-    size_t plen = payload.buf ? (size_t)payload.len : 0;
-    uint8_t hdr[H2WS_FRAME_HEADER_MAX];
-    size_t hlen = h2ws_frame_header_write(hdr, fin, (unsigned)rsv, (unsigned)opcode, length, keyp);
-    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(hlen + plen));
-    if (!out)
-      goto done;
-    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
-    memcpy(dst, hdr, hlen);
-    if (plen) {
-      if (keyp)
-        h2ws_mask_copy(dst + hlen, payload.buf, plen, keyp, 0);
-      else
-        memcpy(dst + hlen, payload.buf, plen);
-    }
-  }
+  out = frame_bytes(opcode, payload.buf, payload.buf ? (size_t)payload.len : 0, fin, rsv, keyp,
+                    length);
 done:
   if (payload.buf)
     PyBuffer_Release(&payload);
   if (key.buf)
     PyBuffer_Release(&key);
   return out;
+}
+
+static PyObject *m_build_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames) {
+  int opcode;
+  const uint8_t *payload = NULL;
+  size_t plen = 0;
+  if (kwnames || nargs < 1 || nargs > 2 || !fast_int(args[0], &opcode) ||
+      (nargs == 2 && !fast_bytes(args[1], &payload, &plen)))
+    return call_generic(build_frame_varargs, module, args, nargs, kwnames);
+  return frame_bytes(opcode, payload, plen, 1, 0, NULL, plen);
 }
 
 static PyObject *m_parse_frame_header(PyObject *module, PyObject *arg) {
@@ -279,16 +419,33 @@ typedef struct {
 } CodecObject;
 
 /* Builds the Python tuple for one core event; NULL with an exception set. */
+/* (type, payload) without Py_BuildValue's format parsing: the tuple of every
+ * message. `payload` is a new reference, or NULL with an exception set. */
+static PyObject *event_pair(int type, PyObject *payload) {
+  if (!payload)
+    return NULL;
+  PyObject *k = PyLong_FromLong(type);
+  PyObject *t = k ? PyTuple_New(2) : NULL;
+  if (!t) {
+    Py_XDECREF(k);
+    Py_DECREF(payload);
+    return NULL;
+  }
+  PyTuple_SET_ITEM(t, 0, k);
+  PyTuple_SET_ITEM(t, 1, payload);
+  return t;
+}
+
 static PyObject *event_to_python(const h2ws_ws_event *ev) {
   const char *p = (const char *)ev->data;
   Py_ssize_t n = (Py_ssize_t)ev->len;
   switch (ev->type) {
   case H2WS_WS_EV_TEXT:
-    return Py_BuildValue("(iN)", ev->type, PyUnicode_DecodeUTF8(p ? p : "", n, "strict"));
+    return event_pair(ev->type, PyUnicode_DecodeUTF8(p ? p : "", n, "strict"));
   case H2WS_WS_EV_BINARY:
   case H2WS_WS_EV_PING:
   case H2WS_WS_EV_PONG:
-    return Py_BuildValue("(iy#)", ev->type, p ? p : "", n);
+    return event_pair(ev->type, PyBytes_FromStringAndSize(p ? p : "", n));
   case H2WS_WS_EV_CLOSE:
     return Py_BuildValue("(iIN)", ev->type, ev->close_code,
                          PyUnicode_DecodeUTF8(p ? p : "", n, "strict"));
@@ -396,7 +553,12 @@ static PyObject *codec_receive_data(PyObject *self_, PyObject *arg) {
   return events;
 }
 
-static PyObject *codec_send_frame(PyObject *self_, PyObject *args, PyObject *kw) {
+/* What send() and send_frame() return: the bytes waiting in data_to_send(). */
+static PyObject *pending_size(CodecObject *self) {
+  return PyLong_FromSize_t(h2ws_buf_pending(&self->out));
+}
+
+static PyObject *send_frame_varargs(PyObject *self_, PyObject *args, PyObject *kw) {
   CodecObject *self = (CodecObject *)self_;
   static char *kwlist[] = {"opcode", "payload", "fin", "rsv", NULL};
   int opcode, rsv = 0;
@@ -415,7 +577,30 @@ static PyObject *codec_send_frame(PyObject *self_, PyObject *args, PyObject *kw)
   PyBuffer_Release(&payload);
   if (rv < 0)
     return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
-  Py_RETURN_NONE;
+  return pending_size(self);
+}
+
+static PyObject *codec_send_frame(PyObject *self_, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames) {
+  CodecObject *self = (CodecObject *)self_;
+  int opcode, fin = 1;
+  const uint8_t *payload;
+  size_t plen;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  /* The fast path: (opcode, payload) or (opcode, payload, fin=<bool>). */
+  if (nargs != 2 || nkw > 1 || !fast_int(args[0], &opcode) || opcode < 0 || opcode > 15 ||
+      !fast_bytes(args[1], &payload, &plen))
+    return call_generic(send_frame_varargs, self_, args, nargs, kwnames);
+  if (nkw) {
+    PyObject *v = args[2];
+    if (!PyBool_Check(v) || PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "fin"))
+      return call_generic(send_frame_varargs, self_, args, nargs, kwnames);
+    fin = v == Py_True;
+  }
+  int rv = h2ws_ws_send_frame(&self->ws, &self->out, (unsigned)opcode, payload, plen, fin, 0);
+  if (rv < 0)
+    return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
+  return pending_size(self);
 }
 
 static PyObject *codec_send(PyObject *self_, PyObject *arg) {
@@ -428,6 +613,10 @@ static PyObject *codec_send(PyObject *self_, PyObject *arg) {
       return NULL;
     rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_TEXT, (const uint8_t *)s, (size_t)n,
                             1, 0);
+  } else if (PyBytes_CheckExact(arg)) { /* the common case: no buffer export */
+    rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_BINARY,
+                            (const uint8_t *)PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg),
+                            1, 0);
   } else {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
@@ -437,7 +626,7 @@ static PyObject *codec_send(PyObject *self_, PyObject *arg) {
   }
   if (rv < 0)
     return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
-  Py_RETURN_NONE;
+  return pending_size(self);
 }
 
 static PyObject *control(PyObject *self_, PyObject *args, unsigned opcode, const char *fmt) {
@@ -469,17 +658,9 @@ static PyObject *codec_close(PyObject *self_, PyObject *args, PyObject *kw) {
   Py_ssize_t rlen = 0;
   if (!PyArg_ParseTupleAndKeywords(args, kw, "|Os#:close", kwlist, &code_obj, &reason, &rlen))
     return NULL;
-  unsigned code = 0;
-  if (code_obj != Py_None) {
-    long c = PyLong_AsLong(code_obj);
-    if (c == -1 && PyErr_Occurred())
-      return NULL;
-    if (c <= 0 || c > 0xFFFF) {
-      PyErr_SetString(PyExc_ValueError, "invalid close code");
-      return NULL;
-    }
-    code = (unsigned)c;
-  }
+  unsigned code;
+  if (h2ws_py_close_code(code_obj, &code) < 0)
+    return NULL;
   int rv = h2ws_ws_send_close(&self->ws, &self->out, code, (const uint8_t *)reason, (size_t)rlen);
   if (rv < 0)
     return h2ws_py_raise(h2ws_py_state_of(self_), rv,
@@ -522,9 +703,11 @@ static PyMethodDef codec_methods[] = {
      "every event they complete, as tuples:\n(EV_TEXT, str), (EV_BINARY, bytes), (EV_PING, "
      "bytes), (EV_PONG, bytes),\n(EV_CLOSE, code, reason), (EV_ERROR, close_code, reason)."},
     {"send", codec_send, METH_O,
-     "send(message): frames a str as a text message, a bytes-like as binary."},
-    {"send_frame", (PyCFunction)(void (*)(void))codec_send_frame, METH_VARARGS | METH_KEYWORDS,
-     "send_frame(opcode, payload, *, fin=True, rsv=0): one frame, for fragmented messages."},
+     "send(message) -> int: frames a str as a text message, a bytes-like as binary; returns "
+     "the bytes now waiting in data_to_send()."},
+    {"send_frame", (PyCFunction)(void (*)(void))codec_send_frame, METH_FASTCALL | METH_KEYWORDS,
+     "send_frame(opcode, payload, *, fin=True, rsv=0) -> int: one frame, for fragmented "
+     "messages; returns the bytes now waiting in data_to_send()."},
     {"ping", codec_ping, METH_VARARGS, "ping(payload=b'')"},
     {"pong", codec_pong, METH_VARARGS, "pong(payload=b'')"},
     {"close", (PyCFunction)(void (*)(void))codec_close, METH_VARARGS | METH_KEYWORDS,
@@ -563,14 +746,14 @@ static PyMethodDef module_methods[] = {
      "build_info() -> dict: debug/sanitize/coverage switches and the masking implementation."},
     {"mem_live_count", m_mem_live_count, METH_NOARGS,
      "mem_live_count() -> int: live core allocations (debug builds; 0 otherwise)."},
-    {"mask", (PyCFunction)(void (*)(void))m_mask, METH_VARARGS | METH_KEYWORDS,
+    {"mask", (PyCFunction)(void (*)(void))m_mask, METH_FASTCALL | METH_KEYWORDS,
      "mask(data, key, phase=0) -> bytes: RFC 6455 masking with a 4-byte key."},
-    {"mask_into", (PyCFunction)(void (*)(void))m_mask_into, METH_VARARGS | METH_KEYWORDS,
+    {"mask_into", (PyCFunction)(void (*)(void))m_mask_into, METH_FASTCALL | METH_KEYWORDS,
      "mask_into(buffer, key, phase=0): masks a writable buffer in place."},
     {"utf8_feed", m_utf8_feed, METH_VARARGS,
      "utf8_feed(state, data) -> state: incremental UTF-8 validation (0 accept, 1 reject)."},
     {"utf8_valid", m_utf8_valid, METH_O, "utf8_valid(data) -> bool"},
-    {"build_frame", (PyCFunction)(void (*)(void))m_build_frame, METH_VARARGS | METH_KEYWORDS,
+    {"build_frame", (PyCFunction)(void (*)(void))m_build_frame, METH_FASTCALL | METH_KEYWORDS,
      "build_frame(opcode, payload=b'', *, fin=True, rsv=0, mask=None, length=None) -> bytes\n\n"
      "Any frame, valid or not (for tests); `length` overrides the header's length."},
     {"parse_frame_header", m_parse_frame_header, METH_O,
