@@ -70,8 +70,9 @@ static int on_event(const h2ws_session_event *ev, void *ud) {
   case H2WS_SEV_GOAWAY:
   case H2WS_SEV_PEER_ENDED:
   case H2WS_SEV_BODY_END:
+  case H2WS_SEV_SETTINGS: /* reported in both roles; a server has nothing to do */
     break;
-  default:
+  default: /* H2WS_SEV_RESPONSE is for the client role only */
     abort();
   }
   return 0;
