@@ -75,7 +75,7 @@ test-release: build
 
 # The suite against the sanitizer build (tests copied fresh each run).
 test-asan: $(STAMPS)/asan
-	rm -rf $(ASAN_TREE)/tests $(ASAN_TREE)/examples && cp -r tests examples $(ASAN_TREE)/
+	rm -rf $(ASAN_TREE)/tests $(ASAN_TREE)/examples $(ASAN_TREE)/docs && cp -r tests examples docs $(ASAN_TREE)/
 	cd $(ASAN_TREE) && H2WS_EXPECT_BUILD=asan \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
