@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from .exceptions import ClientDisconnected, ConnectionClosed
+from .exceptions import ClientDisconnected
 from .http import Request, Response
 from .websocket import WebSocket, WebSocketTransport
 
@@ -139,12 +139,17 @@ class ServerConnection(abc.ABC):
     def __init__(self, server: Server) -> None:
         self._server = server
         self._loop = server.loop
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Made by the first _spawn (an empty set is ~200 bytes, and an
+        # HTTP/1.1 WebSocket's connection often never needs one).
+        self._tasks: set[asyncio.Task[None]] | None = None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = self._loop.create_task(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     @abc.abstractmethod
     async def shutdown(self, timeout: float) -> None:
@@ -211,7 +216,7 @@ class ServerConnection(abc.ABC):
             pass
 
     def _cancel_tasks(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
 
     def _check_origin(self, request: Request) -> Response | None:
@@ -269,37 +274,29 @@ class ServerConnection(abc.ABC):
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         transport._start_keepalive()
-        logger.debug(
-            "WebSocket over HTTP/%s: stream %s, path %s",
-            self.http_version,
-            transport.stream_id,
-            transport.request.path,
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "WebSocket over HTTP/%s: stream %s, path %s",
+                self.http_version,
+                transport.stream_id,
+                transport.request.path,
+            )
         if isinstance(protocol, WebSocket) and server.handler is not None:
             # Not a connection task: the handler outlives the connection, to
             # see ConnectionClosed from recv() rather than a cancellation.
-            server._spawn_handler(self._run_handler(protocol))
+            # The handler's coroutine is the task's own: the server closes
+            # the WebSocket when the task is done (Server._handler_done).
+            try:
+                handler = server.handler(protocol)
+            except Exception:
+                logger.exception("WebSocket handler failed")
+                transport.close(1011, "internal error")
+                return
+            if not inspect.iscoroutine(handler):
+                handler = _await(handler)
+            server._spawn_handler(handler, protocol)
 
-    async def _run_handler(self, ws: WebSocket) -> None:
-        handler = self._server.handler
-        assert handler is not None
-        try:
-            await handler(ws)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("WebSocket handler failed")
-            ws.transport.close(1011, "internal error")
-        else:
-            ws.transport.close(1000)
-        await ws.wait_closed()
-        if logger.isEnabledFor(logging.DEBUG):
-            exc = ws._closed_exc
-            logger.debug(
-                "WebSocket closed: HTTP/%s, stream %s, path %s, code %s (%s)",
-                self.http_version,
-                ws.stream_id,
-                ws.request.path,
-                exc.code if exc else None,
-                "received" if exc is not None and exc.received else "not received",
-            )
+
+async def _await(awaitable: Awaitable[None]) -> None:
+    """A coroutine for a handler that returned another kind of awaitable."""
+    await awaitable

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import _core
 from .base import HTTPExchange, PendingWebSocket, ServerConnection
 from .exceptions import ClientDisconnected, InvalidState, ProtocolError
-from .http import Headers, Request, Response
+from .http import Headers, Request, Response, pack_headers
 from .websocket import Data, WakeBatch, WebSocketTransport
 
 if TYPE_CHECKING:
@@ -73,11 +73,17 @@ class H2Peer(asyncio.BufferedProtocol):
     WebSocket events to their transports, write once per read or loop tick,
     and carry the transports' commands (the _Carrier interface)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, conn: _core.H2Connection) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: _core.H2Connection,
+        view: memoryview | None = None,
+    ) -> None:
         self._loop = loop
         self._conn = conn
-        self._buffer = bytearray(READ_BUFFER)
-        self._view = memoryview(self._buffer)
+        # The read buffer: `view` when the owner shares one between its
+        # connections (see Server.read_buffer), else this connection's own.
+        self._view = view if view is not None else memoryview(bytearray(READ_BUFFER))
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, WebSocketTransport] = {}
         self._flush_handle: asyncio.Handle | None = None
@@ -283,7 +289,10 @@ class H2ServerProtocol(ServerConnection, H2Peer):
             write_high_water=cfg.write_limit,
             max_message_size=cfg.max_message_size,
         )
-        H2Peer.__init__(self, self._loop, conn)
+        H2Peer.__init__(self, self._loop, conn, server.read_buffer())
+        # The last request head, packed: the next one shares it when equal
+        # (a client's streams usually send the same headers, as HPACK knows).
+        self._last_head = b""
         self._pending: dict[int, PendingWebSocket] = {}  # WebSocket requests not yet answered
         self._http: dict[int, H2Exchange] = {}
         self._idle: asyncio.Future[None] | None = None
@@ -356,8 +365,19 @@ class H2ServerProtocol(ServerConnection, H2Peer):
         ):
             self._idle.set_result(None)
 
+    def _request(self, raw: list[tuple[bytes, bytes]]) -> Request:
+        """The Request of a stream's head, decoded when first read."""
+        packed = pack_headers(raw)
+        if packed is None:
+            return request_from_h2(raw)
+        if packed == self._last_head:
+            packed = self._last_head
+        else:
+            self._last_head = packed
+        return Request.from_h2(packed)
+
     def _on_websocket_request(self, sid: int, raw: list[tuple[bytes, bytes]]) -> None:
-        pending = PendingWebSocket(self, sid, request_from_h2(raw))
+        pending = PendingWebSocket(self, sid, self._request(raw))
         self._pending[sid] = pending
         self._on_ws_request(pending)
 
@@ -394,7 +414,7 @@ class H2ServerProtocol(ServerConnection, H2Peer):
         self._schedule_flush()
 
     def _on_http_request(self, sid: int, raw: list[tuple[bytes, bytes]], end: bool) -> None:
-        exchange = H2Exchange(self, sid, request_from_h2(raw), end)
+        exchange = H2Exchange(self, sid, self._request(raw), end)
         self._http[sid] = exchange
         self._on_http_exchange(exchange)
 

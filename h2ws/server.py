@@ -11,10 +11,12 @@ async with h2ws.serve(echo, "127.0.0.1", 8443, ssl=context) as server:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import socket
 import ssl as ssl_module
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any
@@ -23,6 +25,7 @@ from ._opener import AsyncOpener
 from .base import ServerConnection
 from .config import ServerConfig
 from .dispatch import ProtocolSelector
+from .exceptions import ConnectionClosed
 from .http import Request, Response
 from .websocket import WebSocket, WebSocketProtocol
 
@@ -70,7 +73,11 @@ class Server:
         self._connections: set[ServerConnection] = set()
         self._closing = False
         self._closed: asyncio.Future[None] = self.loop.create_future()
-        self._handlers: set[asyncio.Task[None]] = set()
+        # Running handlers (and ASGI applications), each with its WebSocket
+        # (None for ASGI): _handler_done closes it when the task ends.
+        self._handlers: dict[asyncio.Task[None], WebSocket | None] = {}
+        self._handler_done_cb = self._handler_done  # one bound method for every task
+        self._read_view: memoryview | None = None
         #: Coroutine functions run after the connections closed (ASGI lifespan).
         self._on_closed: list[Callable[[], Awaitable[None]]] = []
 
@@ -80,13 +87,63 @@ class Server:
     def _unregister(self, conn: ServerConnection) -> None:
         self._connections.discard(conn)
 
-    def _spawn_handler(self, coro: Coroutine[Any, Any, None]) -> None:
+    def read_buffer(self) -> memoryview | None:
+        """The read buffer the connections share (None: each has its own).
+
+        A connection's bytes are parsed within ``buffer_updated`` (the core
+        borrows them for the call) and the transports read into the buffer
+        right before calling it, so one buffer serves every connection of the
+        server: a 256 KiB buffer per connection (zero-filled, so resident) was
+        the largest cost of an idle HTTP/1.1 WebSocket. The proactor loop
+        (Windows) reads into the buffers of several connections at once, so
+        there each keeps its own.
+        """
+        proactor = getattr(asyncio, "ProactorEventLoop", None)
+        if proactor is not None and isinstance(self.loop, proactor):
+            return None
+        if self._read_view is None:
+            from .protocol import READ_BUFFER
+
+            self._read_view = memoryview(bytearray(READ_BUFFER))
+        return self._read_view
+
+    def _spawn_handler(self, coro: Coroutine[Any, Any, None], ws: WebSocket | None = None) -> None:
         """Runs a WebSocket handler. Its connection's end does not cancel it
         (recv() raises ConnectionClosed); a graceful shutdown cancels the
-        handlers still running when shutdown_timeout is up."""
-        task = self.loop.create_task(coro)
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
+        handlers still running when shutdown_timeout is up. With `ws`, the
+        WebSocket is closed when the handler ends (see _handler_done)."""
+        if _TASK_CONTEXT:
+            # The done callback runs in the task's own context (so logging
+            # sees the handler's context variables), with no copy of its own.
+            context = contextvars.copy_context()
+            task = self.loop.create_task(coro, context=context)  # type: ignore[call-arg,unused-ignore]
+            task.add_done_callback(self._handler_done_cb, context=context)
+        else:
+            task = self.loop.create_task(coro)
+            task.add_done_callback(self._handler_done_cb)
+        self._handlers[task] = ws
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        # What a wrapper coroutine around the handler did, without its frame
+        # kept alive for the life of every WebSocket.
+        ws = self._handlers.pop(task, None)
+        if ws is None or task.cancelled():
+            return
+        exc = task.exception()
+        transport = ws._transport
+        if exc is None:
+            if transport is not None:
+                transport.close(1000)
+        elif isinstance(exc, ConnectionClosed):
+            pass
+        elif isinstance(exc, Exception):
+            logger.error("WebSocket handler failed", exc_info=exc)
+            if transport is not None:
+                transport.close(1011, "internal error")
+        else:
+            return  # KeyboardInterrupt, SystemExit: they went up to the loop
+        if logger.isEnabledFor(logging.DEBUG):
+            self.loop.create_task(_log_closed(ws))
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -132,7 +189,7 @@ class Server:
             await asyncio.gather(*(c.shutdown(timeout) for c in conns), return_exceptions=True)
         if self._handlers:
             _, stubborn = await asyncio.wait(
-                set(self._handlers), timeout=max(deadline - self.loop.time(), 0.0)
+                list(self._handlers), timeout=max(deadline - self.loop.time(), 0.0)
             )
             for task in stubborn:
                 task.cancel()
@@ -168,6 +225,24 @@ class Server:
     ) -> None:
         self.close()
         await self.wait_closed()
+
+
+#: loop.create_task(context=...) exists (Python 3.11+).
+_TASK_CONTEXT = sys.version_info >= (3, 11)
+
+
+async def _log_closed(ws: WebSocket) -> None:
+    """Logs (debug) how a handler's WebSocket closed, once it has."""
+    await ws.wait_closed()
+    exc = ws._closed_exc
+    logger.debug(
+        "WebSocket closed: HTTP/%s, stream %s, path %s, code %s (%s)",
+        ws.http_version,
+        ws.stream_id,
+        ws.request.path,
+        exc.code if exc else None,
+        "received" if exc is not None and exc.received else "not received",
+    )
 
 
 class serve(AsyncOpener[Server]):  # noqa: N801 - used like a function, as in websockets

@@ -3,6 +3,7 @@
  * frames from ws.c. */
 #include "loadgen.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,24 +17,50 @@ static struct stream *stream_of(nghttp2_session *s, int32_t id)
     return nghttp2_session_get_stream_user_data(s, id);
 }
 
+/* The streams' data provider. It copies nothing: it sizes the next DATA
+ * frame (NGHTTP2_DATA_FLAG_NO_COPY) and send_data_cb writes the frame header
+ * and the WebSocket bytes (generated and masked in one pass) straight into
+ * the connection's output buffer. */
 static ssize_t read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
                        uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     (void)s;
     (void)id;
+    (void)buf;
     (void)user;
     struct stream *st = src->ptr;
-    size_t n = stream_tx_fill(st, buf, length);
-    if (st->close_sent && !stream_tx_pending(st)) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF; /* END_STREAM after our close frame */
-        st->end_sent = true;
-        return (ssize_t)n;
-    }
-    if (n == 0) {
+    size_t n = stream_tx_avail(st, length);
+    /* END_STREAM goes with the frame that ends our close frame */
+    bool end = st->close_queued && stream_tx_avail(st, SIZE_MAX) <= length;
+    if (n == 0 && !end) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (end) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        st->end_sent = true;
+    }
     return (ssize_t)n;
+}
+
+/* A DATA frame read_cb sized: called from inside nghttp2_session_mem_send
+ * in frame order, after everything before it was handed to
+ * h2_conn_produce. */
+static int send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *user)
+{
+    (void)s;
+    struct conn *c = user;
+    struct stream *st = src->ptr;
+    if (frame->data.padlen)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    buf_append(&c->out, framehd, 9);
+    buf_reserve(&c->out, length);
+    size_t n = stream_tx_fill(st, c->out.p + c->out.len, length);
+    c->out.len += n;
+    return n == length ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 static ssize_t read_length_cb(nghttp2_session *s, uint8_t type, int32_t id, int32_t conn_window,
@@ -43,7 +70,7 @@ static ssize_t read_length_cb(nghttp2_session *s, uint8_t type, int32_t id, int3
     (void)type;
     (void)id;
     (void)user;
-    ssize_t n = 65536;
+    ssize_t n = 1 << 20; /* NO_COPY: no frame buffer to fill, bigger frames cost less */
     if ((ssize_t)max_frame < n)
         n = max_frame;
     if (conn_window < n)
@@ -225,6 +252,7 @@ static int init_callbacks(void)
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, on_frame_not_send);
     nghttp2_session_callbacks_set_data_source_read_length_callback(callbacks, read_length_cb);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data_cb);
     return 0;
 }
 

@@ -147,6 +147,9 @@ bool pattern_check(const uint8_t *src, uint64_t s, uint64_t q, uint64_t off, siz
  * between frames first, then data frames) into buf; returns the count. On a
  * raw TCP stream (no framing) messages are plain payload bytes. */
 size_t stream_tx_fill(struct stream *st, uint8_t *buf, size_t cap);
+/* How many bytes stream_tx_fill(st, buf, cap) would produce now (at most
+ * cap), without producing them. */
+size_t stream_tx_avail(const struct stream *st, size_t cap);
 /* True when stream_tx_fill would produce something. */
 bool stream_tx_pending(const struct stream *st);
 /* Feeds bytes received for the stream (frames from the server, or raw bytes
@@ -234,6 +237,8 @@ void conn_fail(struct conn *c, const char *fmt, ...) __attribute__((format(print
 void conn_close(struct conn *c);
 /* Marks the connection for a flush in this loop iteration. */
 void conn_mark_dirty(struct conn *c);
+/* Makes room for n more bytes at b->p + b->len (compacting or growing). */
+void buf_reserve(struct buf *b, size_t n);
 /* Appends to a buffer, growing it. */
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_free(struct buf *b);

@@ -16,8 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define OUT_HIGH (256 * 1024) /* produce at most this much per flush */
-#define READ_BUDGET (1024 * 1024)
+#define OUT_HIGH (256 * 1024)      /* produce at most this much per send */
+#define WRITE_BUDGET (4096 * 1024) /* send at most this much per flush */
+#define READ_BUDGET (4096 * 1024)  /* read at most this much per readiness event */
 
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
@@ -55,7 +56,7 @@ int net_resolve(const struct options *o)
 
 /* -- buffers ------------------------------------------------------------------ */
 
-static void buf_reserve(struct buf *b, size_t n)
+void buf_reserve(struct buf *b, size_t n)
 {
     if (b->off > 0 && b->off == b->len)
         b->off = b->len = 0;
@@ -388,10 +389,12 @@ void conn_on_event(struct conn *c, uint32_t events)
         conn_mark_dirty(c);
 }
 
-/* Writes the pending output: 0, or -1 when the connection failed. */
-static int write_out(struct conn *c)
+/* Writes the pending output: one send (plain sockets) or SSL_write until it
+ * would block. Returns the bytes taken, or -1 when the connection failed. */
+static ssize_t write_out(struct conn *c)
 {
     struct buf *b = &c->out;
+    size_t taken = 0;
     while (b->off < b->len) {
         size_t n = b->len - b->off;
         if (c->ssl) {
@@ -401,53 +404,76 @@ static int write_out(struct conn *c)
             if (r <= 0) {
                 int e = SSL_get_error(c->ssl, r);
                 if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
-                    return 0;
+                    break;
                 char msg[256];
                 ssl_error_text(msg, sizeof msg);
                 conn_fail(c, "TLS write: %s", msg);
                 return -1;
             }
             b->off += (size_t)r;
+            taken += (size_t)r;
         } else {
             ssize_t r = send(c->fd, b->p + b->off, n, MSG_NOSIGNAL);
             if (r < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return 0;
+                    break;
                 if (errno == EINTR)
                     continue;
                 conn_fail(c, "send: %s", strerror(errno));
                 return -1;
             }
             b->off += (size_t)r;
-            break; /* one send per loop iteration: the rest waits for EPOLLOUT */
+            taken += (size_t)r;
+            break; /* one send per call: conn_flush decides whether to go on */
         }
     }
     if (b->off == b->len)
         b->off = b->len = 0;
-    return 0;
+    return (ssize_t)taken;
+}
+
+/* Produces output into c->out, up to OUT_HIGH pending. Returns whether the
+ * connection has more to produce, or -1 when it failed. */
+static int produce(struct conn *c)
+{
+    if (OPT->proto == PROTO_H2) {
+        if (h2_conn_produce(c) < 0)
+            return -1;
+        return c->h2 && nghttp2_session_want_write(c->h2);
+    }
+    if (c->state != C_OPEN)
+        return 0;
+    struct stream *st = &c->streams[0];
+    size_t pending = c->out.len - c->out.off;
+    if (pending < OUT_HIGH && stream_tx_pending(st)) {
+        size_t room = OUT_HIGH - pending;
+        buf_reserve(&c->out, room);
+        c->out.len += stream_tx_fill(st, c->out.p + c->out.len, room);
+        stream_after_tx(st);
+    }
+    return stream_tx_pending(st);
 }
 
 void conn_flush(struct conn *c)
 {
     if (c->state != C_HANDSHAKE && c->state != C_OPEN)
         return;
-    bool more = false;
-    if (OPT->proto == PROTO_H2) {
-        if (h2_conn_produce(c) < 0)
+    /* Produce and send in OUT_HIGH pieces (each one still in cache when the
+     * kernel copies it) until the socket is full, nothing is left, or the
+     * flush has sent WRITE_BUDGET (other connections get their turn). */
+    size_t budget = WRITE_BUDGET;
+    int more;
+    for (;;) {
+        more = produce(c);
+        if (more < 0 || c->state == C_DONE)
             return;
-    } else if (c->state == C_OPEN) {
-        struct stream *st = &c->streams[0];
-        size_t pending = c->out.len - c->out.off;
-        if (pending < OUT_HIGH && stream_tx_pending(st)) {
-            size_t room = OUT_HIGH - pending;
-            buf_reserve(&c->out, room);
-            c->out.len += stream_tx_fill(st, c->out.p + c->out.len, room);
-            stream_after_tx(st);
-        }
-        more = stream_tx_pending(st);
+        ssize_t r = write_out(c);
+        if (r < 0)
+            return;
+        if (r == 0 || c->out.off < c->out.len || !more || (size_t)r >= budget)
+            break;
+        budget -= (size_t)r;
     }
-    if (write_out(c) < 0)
-        return;
     if (OPT->proto == PROTO_H2 && c->h2)
         more = nghttp2_session_want_write(c->h2);
     bool pending = c->out.off < c->out.len;

@@ -29,6 +29,18 @@ uint64_t rng_next(void)
 
 /* -- payload patterns --------------------------------------------------------- */
 
+/* Word k of message (s, q) is BLOCK[k % BLOCK_WORDS] xor a constant of the
+ * message and of k / BLOCK_WORDS (its segment): a fixed pseudo-random 4 KiB
+ * block (L1-resident) makes any shift inside a segment show, the per-segment
+ * constant any swap of segments, truncation or cross-message/stream mix-up. A
+ * segment's words are then one load and one xor each (plus the text fold and
+ * the mask), 16 bytes at a time (SSE2). */
+#define BLOCK_BITS 9
+#define BLOCK_WORDS (1u << BLOCK_BITS)
+
+static uint64_t block[BLOCK_WORDS];
+static bool block_ready;
+
 static inline uint64_t mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -36,16 +48,33 @@ static inline uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
+static void block_init(void)
+{
+    for (unsigned i = 0; i < BLOCK_WORDS; i++)
+        block[i] = mix64(0x243F6A8885A308D3ull + i);
+    block_ready = true;
+}
+
 static inline uint64_t seed_of(uint64_t s, uint64_t q)
 {
+    if (!block_ready)
+        block_init();
     return mix64(mix64(s) ^ q);
 }
 
+static inline uint64_t segment_const(uint64_t seed, uint64_t seg)
+{
+    return mix64(seed ^ (seg * 0xD6E8FEB86659FD93ull));
+}
+
+#define TEXT_KEEP 0x3F3F3F3F3F3F3F3Full
+#define TEXT_BASE 0x2020202020202020ull
+
 static inline uint64_t word_at(uint64_t seed, uint64_t k, bool text)
 {
-    uint64_t w = seed ^ (k * 0xD6E8FEB86659FD93ull);
+    uint64_t w = block[k & (BLOCK_WORDS - 1)] ^ segment_const(seed, k >> BLOCK_BITS);
     if (text) /* every byte in 0x20..0x5f: printable ASCII */
-        w = (w & 0x3F3F3F3F3F3F3F3Full) + 0x2020202020202020ull;
+        w = (w & TEXT_KEEP) + TEXT_BASE;
     return w;
 }
 
@@ -55,6 +84,75 @@ static inline uint8_t byte_at(uint64_t seed, uint64_t pos, bool text)
     uint8_t b[8];
     memcpy(b, &w, 8);
     return b[pos & 7];
+}
+
+typedef uint64_t vec2 __attribute__((vector_size(16)));
+
+static inline vec2 vec_load(const void *p)
+{
+    vec2 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline vec2 vec_splat(uint64_t x)
+{
+    return (vec2){x, x};
+}
+
+/* Words [j, j + cnt) of a segment with constant c, text-folded, xor m64, into
+ * dst (any alignment). */
+static void segment_fill(uint8_t *dst, unsigned j, size_t cnt, uint64_t c, bool text,
+                         uint64_t m64)
+{
+    const vec2 vc = vec_splat(c), vm = vec_splat(m64);
+    const vec2 vk = vec_splat(TEXT_KEEP), vb = vec_splat(TEXT_BASE);
+    size_t t = 0;
+    if (text) {
+        for (; t + 2 <= cnt; t += 2, dst += 16) {
+            vec2 w = ((vec_load(block + j + t) ^ vc) & vk) + vb;
+            w ^= vm;
+            memcpy(dst, &w, 16);
+        }
+    } else {
+        const vec2 vx = vc ^ vm;
+        for (; t + 2 <= cnt; t += 2, dst += 16) {
+            vec2 w = vec_load(block + j + t) ^ vx;
+            memcpy(dst, &w, 16);
+        }
+    }
+    for (; t < cnt; t++, dst += 8) {
+        uint64_t w = block[j + t] ^ c;
+        if (text)
+            w = (w & TEXT_KEEP) + TEXT_BASE;
+        w ^= m64;
+        memcpy(dst, &w, 8);
+    }
+}
+
+/* True when src holds words [j, j + cnt) of a segment with constant c. */
+static bool segment_check(const uint8_t *src, unsigned j, size_t cnt, uint64_t c, bool text)
+{
+    const vec2 vc = vec_splat(c);
+    const vec2 vk = vec_splat(TEXT_KEEP), vb = vec_splat(TEXT_BASE);
+    vec2 diff = vec_splat(0);
+    size_t t = 0;
+    if (text) {
+        for (; t + 2 <= cnt; t += 2, src += 16)
+            diff |= vec_load(src) ^ (((vec_load(block + j + t) ^ vc) & vk) + vb);
+    } else {
+        for (; t + 2 <= cnt; t += 2, src += 16)
+            diff |= vec_load(src) ^ vec_load(block + j + t) ^ vc;
+    }
+    uint64_t d = diff[0] | diff[1];
+    for (; t < cnt; t++, src += 8) {
+        uint64_t w = block[j + t] ^ c, got;
+        if (text)
+            w = (w & TEXT_KEEP) + TEXT_BASE;
+        memcpy(&got, src, 8);
+        d |= got ^ w;
+    }
+    return d == 0;
 }
 
 void pattern_fill(uint8_t *dst, uint64_t s, uint64_t q, uint64_t off, size_t n, bool text,
@@ -72,9 +170,14 @@ void pattern_fill(uint8_t *dst, uint64_t s, uint64_t q, uint64_t off, size_t n, 
         i++;
     }
     uint64_t k = (off + i) >> 3;
-    for (; i + 8 <= n; i += 8, k++) {
-        uint64_t w = word_at(seed, k, text) ^ m64;
-        memcpy(dst + i, &w, 8);
+    while (i + 8 <= n) {
+        unsigned j = (unsigned)(k & (BLOCK_WORDS - 1));
+        size_t cnt = BLOCK_WORDS - j;
+        if (cnt > (n - i) / 8)
+            cnt = (n - i) / 8;
+        segment_fill(dst + i, j, cnt, segment_const(seed, k >> BLOCK_BITS), text, m64);
+        i += cnt * 8;
+        k += cnt;
     }
     for (; i < n; i++)
         dst[i] = byte_at(seed, off + i, text) ^ mk[(off + i) & 3];
@@ -90,11 +193,15 @@ bool pattern_check(const uint8_t *src, uint64_t s, uint64_t q, uint64_t off, siz
         i++;
     }
     uint64_t k = (off + i) >> 3;
-    for (; i + 8 <= n; i += 8, k++) {
-        uint64_t w;
-        memcpy(&w, src + i, 8);
-        if (w != word_at(seed, k, text))
+    while (i + 8 <= n) {
+        unsigned j = (unsigned)(k & (BLOCK_WORDS - 1));
+        size_t cnt = BLOCK_WORDS - j;
+        if (cnt > (n - i) / 8)
+            cnt = (n - i) / 8;
+        if (!segment_check(src + i, j, cnt, segment_const(seed, k >> BLOCK_BITS), text))
             return false;
+        i += cnt * 8;
+        k += cnt;
     }
     for (; i < n; i++)
         if (src[i] != byte_at(seed, off + i, text))
@@ -151,6 +258,21 @@ void stream_queue_close(struct stream *st, uint16_t code)
         st->close_queued = true;
     if (st->state == ST_OPEN)
         st->state = ST_CLOSING;
+}
+
+size_t stream_tx_avail(const struct stream *st, size_t cap)
+{
+    uint64_t n = st->ctl_len - st->ctl_off;
+    if (st->tx_active)
+        n += st->tx_hlen + OPT->size - st->tx_off;
+    if (st->queued > 0 && !st->close_queued && n < cap) {
+        uint8_t h[14];
+        uint64_t per = (OPT->proto == PROTO_TCP ? 0 : frame_header(h, 0x2, OPT->size, 0)) +
+                       OPT->size;
+        uint64_t k = (cap - n + per - 1) / per; /* enough messages to fill cap */
+        n += (k < st->queued ? k : st->queued) * per;
+    }
+    return n < cap ? (size_t)n : cap;
 }
 
 bool stream_tx_pending(const struct stream *st)

@@ -33,6 +33,13 @@ typedef struct stream {
   size_t partial;        /* received bytes not yet returned nor in a delivered message */
   h2ws_buf hdrs;         /* packed request headers while they arrive */
   h2ws_buf outq;         /* bytes for our DATA frames */
+  /* A payload queued by reference (h2ws_session_ws_send_ref): it goes out
+   * after everything in outq; anything queued later first copies what is
+   * left of it into outq (ext_flatten). */
+  const uint8_t *ext;
+  size_t ext_len; /* bytes of it not sent yet */
+  h2ws_session_release_cb ext_release; /* non-NULL while it is held */
+  void *ext_ctx;
   h2ws_ws ws;
 } stream;
 
@@ -51,6 +58,8 @@ struct h2ws_session {
   uint8_t client;          /* client role */
   h2ws_rng rng;            /* masking keys, client role */
   h2ws_buf *out;           /* the buffer h2ws_session_send fills, during the call */
+  uint8_t large_queued;    /* a stream queued H2WS_SESSION_LARGE_OUTPUT since the last
+                              h2ws_session_output_bound that found none */
 };
 
 /*
@@ -120,6 +129,34 @@ static stream *get_stream(h2ws_session *s, int32_t sid) {
   return sid > 0 ? nghttp2_session_get_stream_user_data(s->ng, sid) : NULL;
 }
 
+/* Bytes the stream has queued for its DATA frames. */
+static size_t stream_pending(const stream *st) {
+  return h2ws_buf_pending(&st->outq) + st->ext_len;
+}
+
+/* Gives the by-reference payload back to its owner. */
+static void ext_release(stream *st) {
+  h2ws_session_release_cb release = st->ext_release;
+  void *ctx = st->ext_ctx;
+  st->ext = NULL;
+  st->ext_len = 0;
+  st->ext_release = NULL;
+  st->ext_ctx = NULL;
+  if (release)
+    release(ctx);
+}
+
+/* Before anything is appended to outq: what is left of the by-reference
+ * payload moves into outq (copied), so that the order holds. */
+static int ext_flatten(stream *st) {
+  if (!st->ext_release)
+    return 0;
+  if (st->ext_len && h2ws_buf_append(&st->outq, st->ext, st->ext_len) < 0)
+    return H2WS_ERR_NOMEM;
+  ext_release(st);
+  return 0;
+}
+
 static void stream_free(h2ws_session *s, stream *st) {
   if (st->prev)
     st->prev->next = st->next;
@@ -130,6 +167,7 @@ static void stream_free(h2ws_session *s, stream *st) {
   s->nstreams--;
   h2ws_buf_free(&st->hdrs);
   h2ws_buf_free(&st->outq);
+  ext_release(st);
   if (st->ws_inited)
     h2ws_ws_free(&st->ws);
   h2ws_mem_free(s->mem, st);
@@ -153,7 +191,7 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
   (void)buf;
   h2ws_session *s = ud;
   stream *st = src->ptr;
-  size_t pending = h2ws_buf_pending(&st->outq);
+  size_t pending = stream_pending(st);
   size_t n = pending < length ? pending : length;
   size_t left = pending - n;
   if (left == 0) {
@@ -188,16 +226,26 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
   h2ws_session *s = ud;
   stream *st = src->ptr;
   h2ws_buf *out = s->out;
-  if (!out || frame->data.padlen || length > h2ws_buf_pending(&st->outq))
+  if (!out || frame->data.padlen || length > stream_pending(st))
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   uint8_t *dst = h2ws_buf_reserve(out, 9 + length);
   if (!dst)
     return NGHTTP2_ERR_CALLBACK_FAILURE;
   memcpy(dst, framehd, 9);
-  memcpy(dst + 9, h2ws_buf_begin(&st->outq), length);
+  size_t q = h2ws_buf_pending(&st->outq);
+  if (q > length)
+    q = length;
+  memcpy(dst + 9, h2ws_buf_begin(&st->outq), q);
+  h2ws_buf_consume(&st->outq, q);
+  if (length > q) { /* the rest from the payload queued by reference */
+    memcpy(dst + 9 + q, st->ext, length - q);
+    st->ext += length - q;
+    st->ext_len -= length - q;
+    if (!st->ext_len)
+      ext_release(st);
+  }
   out->len += 9 + length;
-  h2ws_buf_consume(&st->outq, length);
-  if (st->local_end && !h2ws_buf_pending(&st->outq))
+  if (st->local_end && !stream_pending(st))
     h2ws_buf_free(&st->outq);
   return 0;
 }
@@ -492,6 +540,7 @@ static int feed_ws(h2ws_session *s, stream *st, const uint8_t *data, size_t len)
       event_init(&ev, wev.type == H2WS_WS_EV_TEXT ? H2WS_SEV_TEXT : H2WS_SEV_BINARY, st->id);
       ev.data = wev.data;
       ev.len = wev.len;
+      ev.code = (uint32_t)wev.whole;
       ev.credit = st->partial;
       st->partial = 0;
       st->inbox++;
@@ -505,8 +554,9 @@ static int feed_ws(h2ws_session *s, stream *st, const uint8_t *data, size_t len)
        * than the queue's high-water mark allows (section 5.5.3 lets us
        * answer only the latest ping). */
       if (!st->ws.close_sent && !st->local_end &&
-          h2ws_buf_pending(&st->outq) <= s->cfg.write_high_water) {
-        if (h2ws_ws_send_frame(&st->ws, &st->outq, H2WS_OP_PONG, wev.data, wev.len, 1, 0) ==
+          stream_pending(st) <= s->cfg.write_high_water) {
+        if (ext_flatten(st) ||
+            h2ws_ws_send_frame(&st->ws, &st->outq, H2WS_OP_PONG, wev.data, wev.len, 1, 0) ==
             H2WS_ERR_NOMEM)
           return -1;
         kick(s, st);
@@ -524,7 +574,8 @@ static int feed_ws(h2ws_session *s, stream *st, const uint8_t *data, size_t len)
        * END_STREAM after it; if ours went first, the handshake is done. */
       if (!st->ws.close_sent) {
         unsigned code = wev.close_code == H2WS_CLOSE_NO_STATUS ? 0 : wev.close_code;
-        if (h2ws_ws_send_close(&st->ws, &st->outq, code, NULL, 0) == H2WS_ERR_NOMEM)
+        if (ext_flatten(st) ||
+            h2ws_ws_send_close(&st->ws, &st->outq, code, NULL, 0) == H2WS_ERR_NOMEM)
           return -1;
       }
       st->local_end = 1;
@@ -543,8 +594,9 @@ static int feed_ws(h2ws_session *s, stream *st, const uint8_t *data, size_t len)
         size_t rl = strlen(r);
         if (rl > 123)
           rl = 123;
-        if (h2ws_ws_send_close(&st->ws, &st->outq, wev.close_code, (const uint8_t *)r, rl) ==
-            H2WS_ERR_NOMEM)
+        if (ext_flatten(st) ||
+            h2ws_ws_send_close(&st->ws, &st->outq, wev.close_code, (const uint8_t *)r, rl) ==
+                H2WS_ERR_NOMEM)
           return -1;
       }
       st->local_end = 1;
@@ -886,6 +938,27 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
   return rv;
 }
 
+size_t h2ws_session_output_bound(h2ws_session *s) {
+  if (!s->large_queued)
+    return 0;
+  size_t total = 0, queued = 0;
+  for (stream *st = s->streams; st; st = st->next) {
+    size_t pending = stream_pending(st);
+    if (!pending || !st->has_provider)
+      continue;
+    queued += pending;
+    int32_t w = nghttp2_session_get_stream_remote_window_size(s->ng, st->id);
+    if (w > 0)
+      total += pending < (size_t)w ? pending : (size_t)w;
+  }
+  if (queued < H2WS_SESSION_LARGE_OUTPUT)
+    s->large_queued = 0;
+  int32_t cw = nghttp2_session_get_remote_window_size(s->ng);
+  if (total > (size_t)(cw > 0 ? cw : 0))
+    total = (size_t)(cw > 0 ? cw : 0);
+  return total;
+}
+
 int h2ws_session_want_io(h2ws_session *s) {
   return nghttp2_session_want_read(s->ng) || nghttp2_session_want_write(s->ng);
 }
@@ -962,7 +1035,10 @@ int h2ws_session_respond(h2ws_session *s, int32_t sid, unsigned status, const h2
 }
 
 static int over_high_water(h2ws_session *s, stream *st) {
-  if (h2ws_buf_pending(&st->outq) > s->cfg.write_high_water) {
+  size_t pending = stream_pending(st);
+  if (pending >= H2WS_SESSION_LARGE_OUTPUT)
+    s->large_queued = 1;
+  if (pending > s->cfg.write_high_water) {
     st->paused = 1;
     return 1;
   }
@@ -987,9 +1063,38 @@ int h2ws_session_ws_send(h2ws_session *s, int32_t sid, unsigned opcode, const ui
   stream *st = get_stream(s, sid);
   if (!st || st->kind != KIND_WS || st->local_end)
     return H2WS_ERR_INVALID_STATE;
-  int rv = h2ws_ws_send_frame(&st->ws, &st->outq, opcode, data, len, fin, 0);
+  int rv = ext_flatten(st);
+  if (!rv)
+    rv = h2ws_ws_send_frame(&st->ws, &st->outq, opcode, data, len, fin, 0);
   if (rv)
     return rv;
+  kick(s, st);
+  return over_high_water(s, st);
+}
+
+int h2ws_session_ws_send_ref(h2ws_session *s, int32_t sid, const uint8_t *data, size_t len,
+                             h2ws_session_release_cb release, void *ctx) {
+  stream *st = get_stream(s, sid);
+  if (!st || st->kind != KIND_WS || st->local_end)
+    return H2WS_ERR_INVALID_STATE;
+  if (s->client || st->ext_release || !len) {
+    /* masked (client role), or one is held already: copy */
+    int rv = h2ws_session_ws_send(s, sid, H2WS_OP_BINARY, data, len, 1);
+    if (rv >= 0)
+      release(ctx);
+    return rv;
+  }
+  uint8_t hdr[H2WS_FRAME_HEADER_MAX], key[4];
+  if (!h2ws_buf_reserve(&st->outq, sizeof hdr))
+    return H2WS_ERR_NOMEM;
+  int hlen = h2ws_ws_frame_begin(&st->ws, hdr, key, H2WS_OP_BINARY, len, 1, 0);
+  if (hlen < 0)
+    return hlen;
+  h2ws_buf_append(&st->outq, hdr, (size_t)hlen); /* reserved: cannot fail */
+  st->ext = data;
+  st->ext_len = len;
+  st->ext_release = release;
+  st->ext_ctx = ctx;
   kick(s, st);
   return over_high_water(s, st);
 }
@@ -999,7 +1104,9 @@ int h2ws_session_ws_close(h2ws_session *s, int32_t sid, unsigned code, const uin
   stream *st = get_stream(s, sid);
   if (!st || st->kind != KIND_WS || st->local_end)
     return H2WS_ERR_INVALID_STATE;
-  int rv = h2ws_ws_send_close(&st->ws, &st->outq, code, reason, len);
+  int rv = ext_flatten(st);
+  if (!rv)
+    rv = h2ws_ws_send_close(&st->ws, &st->outq, code, reason, len);
   if (rv)
     return rv;
   /* A client ends its side with its close frame, in the same DATA frame, as
@@ -1053,5 +1160,5 @@ size_t h2ws_session_open_streams(h2ws_session *s) { return s->nstreams; }
 
 size_t h2ws_session_stream_buffered(h2ws_session *s, int32_t sid) {
   stream *st = get_stream(s, sid);
-  return st ? h2ws_buf_pending(&st->outq) : 0;
+  return st ? stream_pending(st) : 0;
 }

@@ -60,8 +60,9 @@ typedef enum {
   H2WS_SEV_WEBSOCKET = 2,      /* extended CONNECT for a WebSocket: headers */
   H2WS_SEV_BODY = 3,           /* request body chunk: data, credit */
   H2WS_SEV_BODY_END = 4,       /* request body ended */
-  H2WS_SEV_TEXT = 5,           /* WebSocket text message (UTF-8): data, credit */
-  H2WS_SEV_BINARY = 6,         /* WebSocket binary message: data, credit */
+  H2WS_SEV_TEXT = 5,           /* WebSocket text message (UTF-8): data, credit; code = 1
+                                  when data is a whole_mem allocation (h2ws_ws_event.whole) */
+  H2WS_SEV_BINARY = 6,         /* WebSocket binary message: data, credit; code as TEXT */
   H2WS_SEV_PONG = 7,           /* WebSocket pong: data */
   H2WS_SEV_CLOSE = 8,          /* peer's close frame: code (1005 if none), data = reason */
   H2WS_SEV_WS_FAILED = 9,      /* peer broke RFC 6455: code we closed with, reason */
@@ -151,6 +152,17 @@ int h2ws_session_recv(h2ws_session *s, const uint8_t *data, size_t len, const ch
  * fatal error (as for recv). */
 int h2ws_session_send(h2ws_session *s, h2ws_buf *out);
 
+/* Output smaller than this is not worth sizing (h2ws_session_output_bound). */
+#define H2WS_SESSION_LARGE_OUTPUT (64 * 1024)
+
+/* The payload bytes the next h2ws_session_send may emit in DATA frames: what
+ * the streams have queued, within their send windows and the connection's.
+ * Frame headers and other frames come on top. For sizing `out` beforehand.
+ * It looks at the streams (one pass) only after a send call left at least
+ * H2WS_SESSION_LARGE_OUTPUT bytes queued on a stream, and returns 0 without
+ * looking otherwise, until a pass finds less than that queued in all. */
+size_t h2ws_session_output_bound(h2ws_session *s);
+
 /* 1 while the connection has anything left to do; 0 when it can be closed
  * (both sides sent GOAWAY and no stream is open, or a fatal error). */
 int h2ws_session_want_io(h2ws_session *s);
@@ -183,6 +195,23 @@ int h2ws_session_send_body(h2ws_session *s, int32_t stream_id, const uint8_t *da
  * close frame was sent). */
 int h2ws_session_ws_send(h2ws_session *s, int32_t stream_id, unsigned opcode,
                          const uint8_t *data, size_t len, int fin);
+
+/* What h2ws_session_ws_send_ref calls when it no longer needs a payload. */
+typedef void (*h2ws_session_release_cb)(void *ctx);
+
+/*
+ * Queues one binary message (a single frame) like h2ws_session_ws_send,
+ * without copying its payload in the server role: data[0..len) must stay
+ * valid and unchanged until release(ctx) is called. release is called
+ * exactly once when this returns 0 or 1 (by then if the payload was copied:
+ * in the client role, where payloads are masked, or when another payload is
+ * held by reference on the stream; else once the payload went out, or when
+ * something queued after it copies what is left, the stream ends or the
+ * session is deleted), never when it returns a negative error (the caller
+ * keeps the payload). Returns as h2ws_session_ws_send.
+ */
+int h2ws_session_ws_send_ref(h2ws_session *s, int32_t sid, const uint8_t *data, size_t len,
+                             h2ws_session_release_cb release, void *ctx);
 
 /* Queues our close frame (code 0: empty payload). A server sends END_STREAM
  * once the peer's close frame has arrived (at once if it already has); a

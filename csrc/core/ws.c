@@ -14,6 +14,7 @@ void h2ws_ws_config_init(h2ws_ws_config *cfg) {
   cfg->max_message_size = H2WS_WS_DEFAULT_MAX_MESSAGE;
   cfg->max_frame_size = 0;
   cfg->rsv_allowed = 0;
+  cfg->whole_mem = NULL;
 }
 
 void h2ws_ws_init(h2ws_ws *ws, const h2ws_ws_config *cfg, const h2ws_mem *mem, h2ws_rng *rng) {
@@ -23,22 +24,32 @@ void h2ws_ws_init(h2ws_ws *ws, const h2ws_ws_config *cfg, const h2ws_mem *mem, h
   else
     h2ws_ws_config_init(&ws->cfg);
   ws->rng = rng;
+  ws->mem = mem;
   ws->state = H2WS_WS_ST_HEADER;
   h2ws_buf_init(&ws->msg, mem);
 }
 
-void h2ws_ws_free(h2ws_ws *ws) { h2ws_buf_free(&ws->msg); }
+/* Frees the message buffer; the next one comes from the ws's allocator. */
+static void free_msg(h2ws_ws *ws) {
+  h2ws_buf_free(&ws->msg);
+  ws->msg.mem = ws->mem;
+}
+
+void h2ws_ws_free(h2ws_ws *ws) { free_msg(ws); }
 
 void h2ws_ws_event_done(h2ws_ws *ws) {
   if (ws->delivered) {
-    h2ws_buf_reset(&ws->msg, KEEP_BUFFER);
+    if (ws->msg.mem != ws->mem)
+      free_msg(ws); /* a whole_mem buffer: one message each */
+    else
+      h2ws_buf_reset(&ws->msg, KEEP_BUFFER);
     ws->delivered = 0;
   }
 }
 
 static void fail(h2ws_ws *ws, h2ws_ws_event *ev, unsigned code, const char *reason) {
   ws->state = H2WS_WS_ST_FAILED;
-  h2ws_buf_free(&ws->msg);
+  free_msg(ws);
   ev->type = H2WS_WS_EV_ERROR;
   ev->close_code = code;
   ev->reason = reason;
@@ -147,6 +158,28 @@ static void begin_frame(h2ws_ws *ws) {
   }
 }
 
+/* A message that arrives whole in one large frame, under a message limit
+ * (check_length has bounded the frame by it, so an announced length never
+ * reserves more than a message may hold anyway), gets a buffer of its exact
+ * length, from whole_mem if set: its payload is unmasked in place, where
+ * growing by doubling would copy it again, and a binding can keep that
+ * buffer as the message. A failed allocation is not an error here:
+ * take_payload grows the ordinary buffer as it goes. */
+static void presize_msg(h2ws_ws *ws) {
+  const h2ws_frame_header *h = &ws->cur;
+  if (h2ws_opcode_is_control(h->opcode) || h->opcode == H2WS_OP_CONT || !h->fin ||
+      h->length < H2WS_WS_WHOLE_MIN || !ws->cfg.max_message_size || h->length > SIZE_MAX / 2)
+    return;
+  const h2ws_mem *mem = ws->cfg.whole_mem ? ws->cfg.whole_mem : ws->mem;
+  uint8_t *p = h2ws_mem_malloc(mem, (size_t)h->length);
+  if (!p)
+    return;
+  free_msg(ws); /* empty here: at most a small buffer kept from before */
+  ws->msg.data = p;
+  ws->msg.cap = (size_t)h->length;
+  ws->msg.mem = mem;
+}
+
 /* The current frame's payload is complete: produce its event, if any. */
 static void end_frame(h2ws_ws *ws, h2ws_ws_event *ev) {
   ws->state = H2WS_WS_ST_HEADER;
@@ -177,7 +210,7 @@ static void end_frame(h2ws_ws *ws, h2ws_ws_event *ev) {
     }
     ws->state = H2WS_WS_ST_CLOSED;
     ws->close_received = 1;
-    h2ws_buf_free(&ws->msg);
+    free_msg(ws);
     ev->type = H2WS_WS_EV_CLOSE;
     ev->close_code = code;
     ev->data = ws->ctl_len >= 2 ? ws->ctl + 2 : NULL;
@@ -194,6 +227,7 @@ static void end_frame(h2ws_ws *ws, h2ws_ws_event *ev) {
   ev->rsv = ws->msg_rsv;
   ev->data = ws->msg.data;
   ev->len = ws->msg.len;
+  ev->whole = ws->msg.mem != ws->mem;
   ws->msg_opcode = 0;
   ws->delivered = 1;
 }
@@ -233,6 +267,7 @@ int h2ws_ws_recv(h2ws_ws *ws, const uint8_t *data, size_t len, size_t *consumed,
   ev->data = NULL;
   ev->len = 0;
   ev->reason = NULL;
+  ev->whole = 0;
   h2ws_ws_event_done(ws);
   while (ev->type == H2WS_WS_EV_NONE) {
     if (ws->state == H2WS_WS_ST_CLOSED || ws->state == H2WS_WS_ST_FAILED) {
@@ -284,6 +319,7 @@ int h2ws_ws_recv(h2ws_ws *ws, const uint8_t *data, size_t len, size_t *consumed,
       if (check_length(ws, ev))
         break;
       begin_frame(ws);
+      presize_msg(ws);
       if (ws->remaining == 0)
         end_frame(ws, ev);
       continue;

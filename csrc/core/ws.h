@@ -32,7 +32,18 @@ typedef struct {
   uint64_t max_message_size; /* bytes; 0 means no limit. Default 1 MiB. */
   uint64_t max_frame_size;   /* bytes; 0 means only max_message_size applies. */
   unsigned rsv_allowed;      /* H2WS_RSV* bits an extension claims; default 0 */
+  /* NULL (default): every message buffer comes from the ws's `mem`. Else
+   * (borrowed for the ws's life): the allocator of the buffer of a message
+   * that arrives whole in one frame of at least H2WS_WS_WHOLE_MIN bytes
+   * under a message limit. That buffer is allocated once at the frame's
+   * exact length, the payload is unmasked straight into it, and the event
+   * says so (h2ws_ws_event.whole): a binding can then keep the allocation
+   * as the message (taking its own reference before the ws frees it). */
+  const h2ws_mem *whole_mem;
 } h2ws_ws_config;
+
+/* Smallest single-frame message given a buffer of its own (whole_mem). */
+#define H2WS_WS_WHOLE_MIN (64 * 1024)
 
 /* Fills `cfg` with the defaults (server role, 1 MiB messages). */
 void h2ws_ws_config_init(h2ws_ws_config *cfg);
@@ -54,6 +65,8 @@ typedef struct {
   const uint8_t *data; /* payload, borrowed until the next call on the ws; may be NULL if len is 0 */
   size_t len;
   const char *reason;  /* ERROR only: static, NUL-terminated */
+  int whole;           /* TEXT/BINARY: data is the start of a whole_mem allocation of
+                          exactly len bytes (see h2ws_ws_config.whole_mem) */
 } h2ws_ws_event;
 
 enum { H2WS_WS_ST_HEADER, H2WS_WS_ST_PAYLOAD, H2WS_WS_ST_CLOSED, H2WS_WS_ST_FAILED };
@@ -74,7 +87,8 @@ typedef struct {
   h2ws_frame_header cur;
   uint64_t remaining; /* payload bytes still to come in the current frame */
   uint32_t utf8;      /* validator state of the text message */
-  h2ws_buf msg;
+  h2ws_buf msg;         /* its mem is cfg.whole_mem while it holds such a message */
+  const h2ws_mem *mem;  /* the ws's allocator */
   /* sending */
   uint8_t send_opcode; /* TEXT/BINARY while we send a fragmented message */
   uint32_t send_utf8;  /* validator state of the text message we send */

@@ -22,6 +22,26 @@ typedef struct {
 extern struct PyModuleDef h2ws_py_module_def;
 extern const h2ws_mem h2ws_py_mem;
 
+/* The codec's allocator for a large message that arrives whole in one frame
+ * (h2ws_ws_config.whole_mem): each allocation is the buffer of a new bytes
+ * object, so the message is handed to Python without a copy
+ * (h2ws_py_whole_message). Needs the GIL, as every call into the core does. */
+extern const h2ws_mem h2ws_py_whole_mem;
+
+/* A new bytes object of n bytes, contents unset (PyBytes_FromStringAndSize
+ * with NULL); a large one asks for transparent huge pages. NULL with an
+ * exception set on failure. */
+PyObject *h2ws_py_bytes_new(size_t n);
+
+/* Takes the bytes object holding `buf` (an h2ws_buf on h2ws_py_whole_mem,
+ * nothing consumed from its head), shrunk to buf->len bytes; `buf` is left
+ * empty. A new reference, or NULL with an exception set. */
+PyObject *h2ws_py_whole_take(h2ws_buf *buf);
+
+/* The bytes object whose buffer is `data` (an h2ws_py_whole_mem allocation
+ * of exactly `len` bytes, still owned by the codec): a new reference. */
+PyObject *h2ws_py_whole_message(const uint8_t *data, size_t len);
+
 /* The module state reached from an instance of one of the module's types. */
 module_state *h2ws_py_state_of(PyObject *self);
 

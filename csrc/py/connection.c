@@ -17,6 +17,11 @@
 #include "../core/error.h"
 #include "../core/session.h"
 
+/* The output buffer kept between data_to_send() calls. */
+#define OUT_KEEP (256 * 1024)
+/* Outputs that may carry this much payload go through data_to_send_large. */
+#define LARGE_OUT H2WS_SESSION_LARGE_OUTPUT
+
 typedef struct {
   PyObject_HEAD
   h2ws_session *session;
@@ -90,6 +95,8 @@ static PyObject *event_tuple(const h2ws_session_event *ev) {
   case H2WS_SEV_TEXT:
     return message_tuple(ev, make_text(ev->data, ev->len));
   case H2WS_SEV_BINARY:
+    if (ev->code) /* a whole message in a bytes object already: no copy */
+      return message_tuple(ev, h2ws_py_whole_message(ev->data, ev->len));
     return message_tuple(ev, PyBytes_FromStringAndSize(p, n));
   case H2WS_SEV_BODY:
     return Py_BuildValue("(iiy#n)", ev->type, ev->stream_id, p, n, (Py_ssize_t)ev->credit);
@@ -209,6 +216,7 @@ static int conn_init(PyObject *self_, PyObject *args, PyObject *kw) {
       get_u64_opt(mms, &cfg.ws.max_message_size, "max_message_size"))
     return -1;
   cfg.write_high_water = hw32;
+  cfg.ws.whole_mem = &h2ws_py_whole_mem; /* large messages become bytes in place */
   self->st = h2ws_py_state_of(self_);
   int rv = client ? h2ws_session_client_new(&self->session, &cfg, &h2ws_py_mem, on_event, self)
                   : h2ws_session_server_new(&self->session, &cfg, &h2ws_py_mem, on_event, self);
@@ -285,17 +293,42 @@ static PyObject *conn_receive_data(PyObject *self_, PyObject *arg) {
   return take_events(self);
 }
 
+/* data_to_send() for a large output (bound: h2ws_session_output_bound):
+ * the frames are written straight into a bytes object sized for them
+ * beforehand, which is returned as is (shrunk to fit): the payload is
+ * copied once, from the stream queues, instead of twice. */
+static PyObject *data_to_send_large(ConnObject *self, size_t bound) {
+  h2ws_buf big;
+  h2ws_buf_init(&big, &h2ws_py_whole_mem);
+  /* DATA frame headers (9 bytes per frame of at least 16 KiB) and the
+   * other frames of the call fit in the slack; beyond it the buffer grows. */
+  size_t cap = bound + bound / 1024 + 4096;
+  big.data = h2ws_mem_malloc(big.mem, cap); /* exact: reserve would round up to 2^k */
+  if (!big.data)
+    return PyErr_NoMemory();
+  big.cap = cap;
+  int rv = h2ws_session_send(self->session, &big);
+  if (rv < 0) {
+    h2ws_buf_free(&big);
+    return fail(self, rv, NULL);
+  }
+  return h2ws_py_whole_take(&big);
+}
+
 static PyObject *conn_data_to_send(PyObject *self_, PyObject *unused) {
   (void)unused;
   ConnObject *self = (ConnObject *)self_;
   CHECK_SESSION(self);
+  size_t bound = h2ws_session_output_bound(self->session);
+  if (bound >= LARGE_OUT && !h2ws_buf_pending(&self->out))
+    return data_to_send_large(self, bound);
   int rv = h2ws_session_send(self->session, &self->out);
   if (rv < 0)
     return fail(self, rv, NULL);
   PyObject *b = PyBytes_FromStringAndSize((const char *)h2ws_buf_begin(&self->out),
                                           (Py_ssize_t)h2ws_buf_pending(&self->out));
   if (b)
-    h2ws_buf_reset(&self->out, 256 * 1024);
+    h2ws_buf_reset(&self->out, OUT_KEEP);
   return b;
 }
 
@@ -458,6 +491,13 @@ static int get_sid(PyObject *o, int *out) {
   return 0;
 }
 
+/* Messages from this size on are sent by reference (h2ws_session_ws_send_ref). */
+#define SEND_REF_MIN (64 * 1024)
+
+/* Drops the reference send() took on a message queued by reference. The
+ * core calls it from inside a call of ours, so with the GIL held. */
+static void release_ref(void *obj) { Py_DECREF((PyObject *)obj); }
+
 static PyObject *conn_send(PyObject *self_, PyObject *const *args, Py_ssize_t nargs) {
   ConnObject *self = (ConnObject *)self_;
   CHECK_SESSION(self);
@@ -470,7 +510,14 @@ static PyObject *conn_send(PyObject *self_, PyObject *const *args, Py_ssize_t na
   if (get_sid(args[0], &sid) < 0)
     return NULL;
   int rv;
-  if (PyBytes_CheckExact(msg)) {
+  if (PyBytes_CheckExact(msg) && PyBytes_GET_SIZE(msg) >= SEND_REF_MIN) {
+    /* Large: queued by reference (bytes are immutable), the payload goes
+     * from the object straight into the DATA frames. */
+    rv = h2ws_session_ws_send_ref(self->session, sid, (const uint8_t *)PyBytes_AS_STRING(msg),
+                                  (size_t)PyBytes_GET_SIZE(msg), release_ref, Py_NewRef(msg));
+    if (rv < 0)
+      Py_DECREF(msg);
+  } else if (PyBytes_CheckExact(msg)) {
     rv = h2ws_session_ws_send(self->session, sid, H2WS_OP_BINARY,
                               (const uint8_t *)PyBytes_AS_STRING(msg),
                               (size_t)PyBytes_GET_SIZE(msg), 1);

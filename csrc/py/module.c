@@ -19,6 +19,9 @@
 #include "../core/utf8.h"
 #include "../core/ws.h"
 
+#include <stdint.h>
+#include <sys/mman.h>
+
 static module_state *get_state(PyObject *module) { return (module_state *)PyModule_GetState(module); }
 
 /* The core's allocator for objects made by the binding. */
@@ -35,6 +38,85 @@ static void *py_realloc(void *p, size_t n, void *ud) {
   return PyMem_RawRealloc(p, n);
 }
 const h2ws_mem h2ws_py_mem = {py_malloc, py_free, py_realloc, NULL};
+
+/* Fresh pages cost a fault each (and a memory-cgroup charge): for a 16 MiB
+ * message, 4,096 faults took longer than copying it. Buffers this large ask
+ * for transparent huge pages (one fault per 2 MiB) where the system offers
+ * them on request (THP "madvise" mode). */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_BYTES ((size_t)4 << 20)
+
+/* h2ws_py_whole_mem: each allocation is the buffer (ob_sval) of a bytes
+ * object of that size that the codec owns; free drops the codec's
+ * reference. The codec never grows these buffers (it allocates them at the
+ * message's exact length), so realloc is only there for completeness: it
+ * moves the bytes into a new object rather than resizing one that Python
+ * may already hold. */
+#define WHOLE_OBJECT(p) ((PyObject *)((char *)(p) - offsetof(PyBytesObject, ob_sval)))
+
+PyObject *h2ws_py_bytes_new(size_t n) {
+  if (n > (size_t)PY_SSIZE_T_MAX)
+    return PyErr_NoMemory();
+  PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+#ifdef MADV_HUGEPAGE
+  if (b && n >= HUGE_BYTES) {
+    uintptr_t lo = (uintptr_t)PyBytes_AS_STRING(b), hi = lo + n;
+    uintptr_t a = (lo + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uintptr_t z = hi & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (z > a)
+      (void)madvise((void *)a, z - a, MADV_HUGEPAGE); /* advice only: ignore failures */
+  }
+#endif
+  return b;
+}
+
+static void *whole_malloc(size_t n, void *ud) {
+  (void)ud;
+  PyObject *b = h2ws_py_bytes_new(n);
+  if (!b) {
+    PyErr_Clear(); /* the core reports H2WS_ERR_NOMEM its own way */
+    return NULL;
+  }
+  return PyBytes_AS_STRING(b);
+}
+static void whole_free(void *p, void *ud) {
+  (void)ud;
+  if (p)
+    Py_DECREF(WHOLE_OBJECT(p));
+}
+static void *whole_realloc(void *p, size_t n, void *ud) {
+  if (!p)
+    return whole_malloc(n, ud);
+  void *q = whole_malloc(n, ud);
+  if (!q)
+    return NULL;
+  size_t old = (size_t)PyBytes_GET_SIZE(WHOLE_OBJECT(p));
+  memcpy(q, p, old < n ? old : n);
+  whole_free(p, ud);
+  return q;
+}
+const h2ws_mem h2ws_py_whole_mem = {whole_malloc, whole_free, whole_realloc, NULL};
+
+PyObject *h2ws_py_whole_take(h2ws_buf *buf) {
+  if (!buf->data || buf->head) {
+    h2ws_buf_free(buf);
+    PyErr_SetString(PyExc_SystemError, "h2ws_py_whole_take: no buffer to take");
+    return NULL;
+  }
+  PyObject *b = Py_NewRef(WHOLE_OBJECT(buf->data));
+  size_t len = buf->len;
+  h2ws_buf_free(buf); /* drops the buffer's reference: ours is the only one */
+  if (_PyBytes_Resize(&b, (Py_ssize_t)len) < 0)
+    return NULL; /* b was freed */
+  return b;
+}
+
+PyObject *h2ws_py_whole_message(const uint8_t *data, size_t len) {
+  PyObject *b = WHOLE_OBJECT(data);
+  assert(PyBytes_CheckExact(b) && (size_t)PyBytes_GET_SIZE(b) == len);
+  (void)len;
+  return Py_NewRef(b);
+}
 
 PyObject *h2ws_py_raise(module_state *st, int err, const char *what) {
   const char *msg = what ? what : h2ws_strerror(err);
@@ -443,6 +525,9 @@ static PyObject *event_to_python(const h2ws_ws_event *ev) {
   case H2WS_WS_EV_TEXT:
     return event_pair(ev->type, PyUnicode_DecodeUTF8(p ? p : "", n, "strict"));
   case H2WS_WS_EV_BINARY:
+    if (ev->whole) /* a whole message in a bytes object already: no copy */
+      return event_pair(ev->type, h2ws_py_whole_message(ev->data, ev->len));
+    return event_pair(ev->type, PyBytes_FromStringAndSize(p ? p : "", n));
   case H2WS_WS_EV_PING:
   case H2WS_WS_EV_PONG:
     return event_pair(ev->type, PyBytes_FromStringAndSize(p ? p : "", n));
@@ -492,6 +577,7 @@ static int codec_init(PyObject *self_, PyObject *args, PyObject *kw) {
     return -1;
   }
   cfg.rsv_allowed = rsv;
+  cfg.whole_mem = &h2ws_py_whole_mem; /* large messages become bytes in place */
   h2ws_ws_free(&self->ws);
   h2ws_buf_free(&self->out);
   h2ws_ws_init(&self->ws, &cfg, &h2ws_py_mem, &self->rng);
@@ -603,6 +689,25 @@ static PyObject *codec_send_frame(PyObject *self_, PyObject *const *args, Py_ssi
   return pending_size(self);
 }
 
+/* A large message sent with nothing else pending gets an output buffer that
+ * is a bytes object of the frame's size (h2ws_py_whole_mem): data_to_send()
+ * then hands that object over instead of copying it. */
+#define SEND_WHOLE_MIN (64 * 1024)
+
+static int out_whole(CodecObject *self, size_t payload) {
+  h2ws_buf_free(&self->out);
+  size_t cap = payload + H2WS_FRAME_HEADER_MAX;
+  uint8_t *p = h2ws_mem_malloc(&h2ws_py_whole_mem, cap);
+  if (!p) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  self->out.mem = &h2ws_py_whole_mem;
+  self->out.data = p;
+  self->out.cap = cap;
+  return 0;
+}
+
 static PyObject *codec_send(PyObject *self_, PyObject *arg) {
   CodecObject *self = (CodecObject *)self_;
   int rv;
@@ -614,6 +719,9 @@ static PyObject *codec_send(PyObject *self_, PyObject *arg) {
     rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_TEXT, (const uint8_t *)s, (size_t)n,
                             1, 0);
   } else if (PyBytes_CheckExact(arg)) { /* the common case: no buffer export */
+    size_t n = (size_t)PyBytes_GET_SIZE(arg);
+    if (n >= SEND_WHOLE_MIN && !h2ws_buf_pending(&self->out) && out_whole(self, n) < 0)
+      return NULL;
     rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_BINARY,
                             (const uint8_t *)PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg),
                             1, 0);
@@ -673,6 +781,11 @@ static PyObject *codec_close(PyObject *self_, PyObject *args, PyObject *kw) {
 static PyObject *codec_data_to_send(PyObject *self_, PyObject *unused) {
   (void)unused;
   CodecObject *self = (CodecObject *)self_;
+  if (self->out.mem == &h2ws_py_whole_mem) { /* see out_whole */
+    PyObject *whole = h2ws_py_whole_take(&self->out);
+    self->out.mem = &h2ws_py_mem;
+    return whole;
+  }
   size_t n = h2ws_buf_pending(&self->out);
   PyObject *b = PyBytes_FromStringAndSize((const char *)h2ws_buf_begin(&self->out), (Py_ssize_t)n);
   if (b)
