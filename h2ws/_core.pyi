@@ -6,7 +6,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from _typeshed import ReadableBuffer, WriteableBuffer
-from typing_extensions import final
+from typing_extensions import disjoint_base, final
 
 _Header = tuple[bytes | str, bytes | str]
 
@@ -170,3 +170,28 @@ class WakeBatch:
     def __new__(cls, loop: asyncio.AbstractEventLoop) -> WakeBatch: ...
     def waiter(self) -> Waiter: ...
     def run(self) -> None: ...
+
+@disjoint_base
+class H1Carrier:
+    """The per-message path of a WebSocket on an HTTP/1.1 connection: the base
+    of h2ws.h1ws.H1WebSocketCarrier."""
+
+    _codec: WebSocketCodec | None
+    _ws: Any
+    _view: Any
+    _transport: Any
+    _loop: Any
+    _flush_handle: Any
+    _wake_batch: WakeBatch
+    _write_limit: int
+    _lost: bool
+    _write_paused: bool
+    _dispatching: bool
+    _lingering: bool
+    _close_after_flush: bool
+    _closes_first: bool
+    def get_buffer(self, sizehint: int, /) -> Any: ...
+    def buffer_updated(self, nbytes: int, /) -> None: ...
+    def _ws_send(self, sid: int, message: str | ReadableBuffer, /) -> bool: ...
+    def _queued(self, pending: int, /) -> None: ...
+    def _flush(self) -> None: ...

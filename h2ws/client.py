@@ -562,9 +562,6 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
         ]
         self._transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
     def _http_received(self, nbytes: int) -> None:
         data = bytes(self._view[:nbytes])
         try:

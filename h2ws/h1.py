@@ -244,31 +244,23 @@ class H1ServerProtocol(ServerConnection, H1WebSocketCarrier, asyncio.BufferedPro
 
     # Its own attributes in slots: with those of the bases, more than the 30
     # a shared-key instance dict holds, and the dict alone took ~1.6 KB per
-    # connection.
+    # connection. (The carrier's hot attributes are _core.H1Carrier's.)
     __slots__ = (
         "_closed",
-        "_closes_first",
         "_closing",
-        "_codec",
         "_drain_waiter",
         "_early",
         "_head_size",
         "_idle_timer",
         "_is_ws",
-        "_lost",
         "_parser",
         "_parsing",
         "_queue",
         "_raw",
         "_reading_paused",
         "_request",
-        "_transport",
         "_upgrading",
         "_url",
-        "_view",
-        "_write_limit",
-        "_write_paused",
-        "_ws",
     )
 
     def __init__(self, server: Server) -> None:
@@ -317,9 +309,6 @@ class H1ServerProtocol(ServerConnection, H1WebSocketCarrier, asyncio.BufferedPro
             transport.get_extra_info("peername"),
             f"ALPN {ssl_object.selected_alpn_protocol()}" if ssl_object else "cleartext",
         )
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
 
     def _http_received(self, nbytes: int) -> None:
         if self._closing or self._lingering:

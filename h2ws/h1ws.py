@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 from . import _core
-from .websocket import Data, WakeBatch, WebSocketTransport
+from .websocket import WakeBatch, WebSocketTransport
 
 __all__ = ["H1WebSocketCarrier"]
 
@@ -24,8 +24,10 @@ EV_ERROR = _core.EV_ERROR
 LINGER_SECONDS = 2.0
 
 
-class H1WebSocketCarrier(abc.ABC):
-    """Mixin for a protocol whose connection became one WebSocket.
+class H1WebSocketCarrier(_core.H1Carrier, abc.ABC):
+    """Base of a protocol whose connection became one WebSocket. The
+    per-message path (get_buffer, buffer_updated, _ws_send, _queued, _flush)
+    and the attributes it reads are the C base's, ``_core.H1Carrier``.
 
     The host sets ``_view`` (the read buffer), ``_codec`` (a WebSocketCodec
     of its role), ``_ws``, ``_transport``, ``_loop``, ``_write_limit`` and
@@ -109,48 +111,9 @@ class H1WebSocketCarrier(abc.ABC):
     def _http_received(self, nbytes: int) -> None:
         """`nbytes` bytes in ``_view`` before the upgrade (or while lingering)."""
 
-    def buffer_updated(self, nbytes: int) -> None:
-        """asyncio.BufferedProtocol: `nbytes` new bytes in ``_view``. Once the
-        codec runs: parses them in one C call, dispatches every event, resumes
-        the handlers whose recv() got a message (they run now, see
-        WakeBatch), then writes everything they sent in one write."""
-        codec = self._codec
-        if codec is None or self._lingering:
-            self._http_received(nbytes)
-            return
-        t = self._ws
-        assert t is not None
-        events = codec.receive_data(self._view[:nbytes])
-        batch = self._wake_batch
-        self._dispatching = batch.active = True  # sends need no flush scheduled
-        try:
-            for ev in events:
-                kind = ev[0]
-                if kind == EV_BINARY or kind == EV_TEXT:
-                    if t._reading_paused:
-                        t._on_message(ev[1], 0)  # held until reading resumes
-                    else:
-                        # t._on_message() and _deliver() without the credit
-                        # bookkeeping: over TCP a message carries no credit.
-                        t._protocol.message_received(ev[1])
-                else:
-                    self._ws_control(codec, t, ev)
-        finally:
-            batch.active = False
-            if batch.waiters:
-                batch.run()
-            self._dispatching = False
-        # _flush() inlined
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self._lost or self._lingering or self._transport is None:
-            return
-        out = codec.data_to_send()
-        if out:
-            self._transport.write(out)
-        if self._close_after_flush:
-            self._close_transport()
+    # buffer_updated() and get_buffer() are _core.H1Carrier's: the per-message
+    # path in C (see csrc/py/carrier.c). Before the upgrade, or while
+    # lingering, buffer_updated() calls _http_received().
 
     def _ws_data(self, data: bytes) -> None:
         """Frames that came with the handshake, once the codec runs: read as
@@ -191,49 +154,24 @@ class H1WebSocketCarrier(abc.ABC):
         if self._flush_handle is None and not self._dispatching and not self._lost:
             self._flush_handle = self._loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
-        handle = self._flush_handle
-        if handle is not None:
-            handle.cancel()  # when called before its turn
-            self._flush_handle = None
-        if self._lost or self._lingering or self._codec is None or self._transport is None:
-            return
-        data = self._codec.data_to_send()
-        if data:
-            self._transport.write(data)
-        if self._close_after_flush:
-            self._close_transport()
+    # _flush() is _core.H1Carrier's: cancels a scheduled flush, writes what
+    # the codec has, and closes after it when _close_after_flush is set.
 
     # -- what WebSocketTransport calls (the _Carrier interface) ----------------------
 
-    def _ws_send(self, sid: int, message: Data | bytearray | memoryview) -> bool:
-        codec = self._codec
-        assert codec is not None
-        pending = codec.send(message)
-        # _queued() inlined: the hot path of every echo.
-        t = self._transport
-        if t is not None and pending + t.get_write_buffer_size() > self._write_limit:
-            self._flush()
-        elif self._flush_handle is None and not self._dispatching and not self._lost:
-            self._flush_handle = self._loop.call_soon(self._flush)
-        return self._write_paused
+    # _ws_send(sid, message) -> bool is _core.H1Carrier's: the hot path of
+    # every echo (codec.send(), then _queued()).
 
     def _ws_send_frame(self, sid: int, opcode: int, payload: bytes, fin: bool) -> bool:
         assert self._codec is not None
         self._queued(self._codec.send_frame(opcode, payload, fin=fin))
         return self._write_paused
 
-    def _queued(self, pending: int) -> None:
-        """Output goes out once per loop tick (at the end of buffer_updated while
-        a read is dispatched), or at once when the `pending` bytes in the
-        codec would take the socket's buffer over write_limit: then
-        pause_writing comes now and send() waits, even for a sender that
-        never yields to the loop."""
-        t = self._transport
-        if t is not None and pending + t.get_write_buffer_size() > self._write_limit:
-            self._flush()
-        elif self._flush_handle is None and not self._dispatching and not self._lost:
-            self._flush_handle = self._loop.call_soon(self._flush)
+    # _queued(pending) is _core.H1Carrier's: output goes out once per loop
+    # tick (at the end of buffer_updated while a read is dispatched), or at
+    # once when the pending bytes in the codec would take the socket's buffer
+    # over _write_limit: then pause_writing comes now and send() waits, even
+    # for a sender that never yields to the loop.
 
     def _ws_close(self, sid: int, code: int | None, reason: str) -> None:
         codec = self._codec

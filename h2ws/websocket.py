@@ -188,7 +188,8 @@ class WebSocketTransport:
 
         Raises ``ConnectionClosed`` once closed, ``InvalidState`` while closing.
         """
-        self._check_open()
+        if self._closing or self._closed is not None:
+            self._check_open()  # raises
         if self._carrier._ws_send(self._sid, message):
             self._set_writing_paused()
 

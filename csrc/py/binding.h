@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "../core/mem.h"
+#include "../core/ws.h"
 
 typedef struct {
   PyTypeObject *codec_type;
@@ -17,6 +18,7 @@ typedef struct {
   PyObject *protocol_error; /* h2ws.exceptions.ProtocolError */
   PyObject *invalid_state;  /* h2ws.exceptions.InvalidState */
   PyObject *payload_too_big;
+  void *carrier_names; /* carrier.c's interned attribute names (owned) */
 } module_state;
 
 extern struct PyModuleDef h2ws_py_module_def;
@@ -53,6 +55,47 @@ PyObject *h2ws_py_raise(module_state *st, int err, const char *what);
  * without a code), an int must be 1..65535 (ValueError otherwise). Returns 0,
  * or -1 with an exception set. `obj` is borrowed. */
 int h2ws_py_close_code(PyObject *obj, unsigned *code);
+
+/* WebSocketCodec (module.c), for the carrier (carrier.c). */
+
+/* The codec state of `obj` if it is a WebSocketCodec, else NULL (no
+ * exception). Borrowed: lives as long as `obj`. */
+h2ws_ws *h2ws_py_codec_ws(PyObject *obj);
+
+/* WebSocketCodec.send(message) on `codec` (a WebSocketCodec): returns the
+ * bytes now waiting in its output, or -1 with an exception set. */
+Py_ssize_t h2ws_py_codec_send(PyObject *codec, PyObject *message);
+
+/* WebSocketCodec.data_to_send() on `codec`: a new bytes object (maybe empty),
+ * or NULL with an exception set. */
+PyObject *h2ws_py_codec_take(PyObject *codec);
+
+/* The message of a TEXT or BINARY event (str or bytes; a whole_mem buffer is
+ * taken over without a copy): a new reference, or NULL with an exception set. */
+PyObject *h2ws_py_codec_message(const h2ws_ws_event *ev);
+
+/* The tuple WebSocketCodec.receive_data() returns for the event `ev`: a new
+ * reference, or NULL with an exception set. */
+PyObject *h2ws_py_codec_event(const h2ws_ws_event *ev);
+
+/* WakeBatch (connection.c), for the carrier. */
+
+/* Sets `batch`'s active flag when it is a WakeBatch (anything else, e.g.
+ * None, is ignored). */
+void h2ws_py_batch_set_active(PyObject *batch, int active);
+
+/* Ends a dispatch: clears the active flag and, if waiters were resolved
+ * meanwhile, resumes their tasks (WakeBatch.run()). Keeps an exception that
+ * is already set unless run() raises. Returns 0, or -1 with an exception set
+ * (the one already set, or run()'s). */
+int h2ws_py_batch_end(PyObject *batch);
+
+/* Adds the H1Carrier type to the module (carrier.c). */
+int h2ws_py_carrier_add(PyObject *module, module_state *st);
+
+/* Frees what h2ws_py_carrier_add put in `st`; call it when the module is
+ * freed. */
+void h2ws_py_carrier_names_free(module_state *st);
 
 /* Adds the H2Connection type to the module (connection.c). */
 int h2ws_py_connection_add(PyObject *module, module_state *st);

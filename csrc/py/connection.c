@@ -1104,6 +1104,38 @@ static void batch_dealloc(PyObject *self) {
   Py_DECREF(tp);
 }
 
+void h2ws_py_batch_set_active(PyObject *batch, int active) {
+  if (batch && Py_TYPE(batch)->tp_dealloc == batch_dealloc)
+    ((WakeBatchObject *)batch)->active = (char)(active != 0);
+}
+
+int h2ws_py_batch_end(PyObject *batch) {
+  int failed = PyErr_Occurred() != NULL;
+  if (!batch || Py_TYPE(batch)->tp_dealloc != batch_dealloc)
+    return failed ? -1 : 0;
+  WakeBatchObject *b = (WakeBatchObject *)batch;
+  b->active = 0;
+  if (!b->waiters || PyList_GET_SIZE(b->waiters) == 0)
+    return failed ? -1 : 0;
+  /* As a `finally:` would: the waiters run even when the dispatch raised. */
+  PyObject *type = NULL, *value = NULL, *tb = NULL;
+  if (failed)
+    PyErr_Fetch(&type, &value, &tb);
+  PyObject *r = batch_run(batch, NULL);
+  if (!r) { /* run()'s exception replaces the dispatch's */
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return -1;
+  }
+  Py_DECREF(r);
+  if (failed) {
+    PyErr_Restore(type, value, tb);
+    return -1;
+  }
+  return 0;
+}
+
 static PyMethodDef batch_methods[] = {
     {"waiter", batch_waiter, METH_NOARGS, "waiter() -> Waiter: what one recv() awaits."},
     {"run", batch_run, METH_NOARGS,

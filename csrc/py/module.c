@@ -523,11 +523,8 @@ static PyObject *event_to_python(const h2ws_ws_event *ev) {
   Py_ssize_t n = (Py_ssize_t)ev->len;
   switch (ev->type) {
   case H2WS_WS_EV_TEXT:
-    return event_pair(ev->type, PyUnicode_DecodeUTF8(p ? p : "", n, "strict"));
   case H2WS_WS_EV_BINARY:
-    if (ev->whole) /* a whole message in a bytes object already: no copy */
-      return event_pair(ev->type, h2ws_py_whole_message(ev->data, ev->len));
-    return event_pair(ev->type, PyBytes_FromStringAndSize(p ? p : "", n));
+    return event_pair(ev->type, h2ws_py_codec_message(ev));
   case H2WS_WS_EV_PING:
   case H2WS_WS_EV_PONG:
     return event_pair(ev->type, PyBytes_FromStringAndSize(p ? p : "", n));
@@ -708,33 +705,42 @@ static int out_whole(CodecObject *self, size_t payload) {
   return 0;
 }
 
-static PyObject *codec_send(PyObject *self_, PyObject *arg) {
+/* Frames `arg` (str: text, bytes-like: binary) as one message; returns the
+ * bytes now pending, or -1 with an exception set. */
+static Py_ssize_t codec_send_message(PyObject *self_, PyObject *arg) {
   CodecObject *self = (CodecObject *)self_;
   int rv;
   if (PyUnicode_Check(arg)) {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
     if (!s)
-      return NULL;
+      return -1;
     rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_TEXT, (const uint8_t *)s, (size_t)n,
                             1, 0);
   } else if (PyBytes_CheckExact(arg)) { /* the common case: no buffer export */
     size_t n = (size_t)PyBytes_GET_SIZE(arg);
     if (n >= SEND_WHOLE_MIN && !h2ws_buf_pending(&self->out) && out_whole(self, n) < 0)
-      return NULL;
+      return -1;
     rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_BINARY,
                             (const uint8_t *)PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg),
                             1, 0);
   } else {
     Py_buffer b;
     if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
-      return NULL;
+      return -1;
     rv = h2ws_ws_send_frame(&self->ws, &self->out, H2WS_OP_BINARY, b.buf, (size_t)b.len, 1, 0);
     PyBuffer_Release(&b);
   }
-  if (rv < 0)
-    return h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
-  return pending_size(self);
+  if (rv < 0) {
+    h2ws_py_raise(h2ws_py_state_of(self_), rv, NULL);
+    return -1;
+  }
+  return (Py_ssize_t)h2ws_buf_pending(&self->out);
+}
+
+static PyObject *codec_send(PyObject *self_, PyObject *arg) {
+  Py_ssize_t pending = codec_send_message(self_, arg);
+  return pending < 0 ? NULL : PyLong_FromSsize_t(pending);
 }
 
 static PyObject *control(PyObject *self_, PyObject *args, unsigned opcode, const char *fmt) {
@@ -780,6 +786,10 @@ static PyObject *codec_close(PyObject *self_, PyObject *args, PyObject *kw) {
 
 static PyObject *codec_data_to_send(PyObject *self_, PyObject *unused) {
   (void)unused;
+  return h2ws_py_codec_take(self_);
+}
+
+PyObject *h2ws_py_codec_take(PyObject *self_) {
   CodecObject *self = (CodecObject *)self_;
   if (self->out.mem == &h2ws_py_whole_mem) { /* see out_whole */
     PyObject *whole = h2ws_py_whole_take(&self->out);
@@ -791,6 +801,25 @@ static PyObject *codec_data_to_send(PyObject *self_, PyObject *unused) {
   if (b)
     h2ws_buf_reset(&self->out, 64 * 1024);
   return b;
+}
+
+h2ws_ws *h2ws_py_codec_ws(PyObject *obj) {
+  return Py_TYPE(obj)->tp_dealloc == codec_dealloc ? &((CodecObject *)obj)->ws : NULL;
+}
+
+Py_ssize_t h2ws_py_codec_send(PyObject *codec, PyObject *message) {
+  return codec_send_message(codec, message);
+}
+
+PyObject *h2ws_py_codec_event(const h2ws_ws_event *ev) { return event_to_python(ev); }
+
+PyObject *h2ws_py_codec_message(const h2ws_ws_event *ev) {
+  const char *p = ev->data ? (const char *)ev->data : "";
+  if (ev->type == H2WS_WS_EV_TEXT)
+    return PyUnicode_DecodeUTF8(p, (Py_ssize_t)ev->len, "strict");
+  if (ev->whole) /* a whole message in a bytes object already: no copy */
+    return h2ws_py_whole_message(ev->data, ev->len);
+  return PyBytes_FromStringAndSize(p, (Py_ssize_t)ev->len);
 }
 
 static PyObject *codec_get_close_sent(PyObject *self, void *c) {
@@ -899,6 +928,8 @@ static int module_exec(PyObject *m) {
     return -1;
   if (h2ws_py_connection_add(m, st) < 0)
     return -1;
+  if (h2ws_py_carrier_add(m, st) < 0)
+    return -1;
   struct {
     const char *name;
     long value;
@@ -944,7 +975,10 @@ static int module_clear(PyObject *m) {
   return 0;
 }
 
-static void module_free(void *m) { module_clear((PyObject *)m); }
+static void module_free(void *m) {
+  module_clear((PyObject *)m);
+  h2ws_py_carrier_names_free(get_state((PyObject *)m));
+}
 
 static PyModuleDef_Slot module_slots[] = {{Py_mod_exec, module_exec}, {0, NULL}};
 
