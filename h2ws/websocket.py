@@ -103,6 +103,38 @@ class WebSocketTransport:
     stream's window closes and that stream alone stalls.
     """
 
+    # One per WebSocket: no instance dict (about 40 bytes less each).
+    __slots__ = (
+        "_carrier",
+        "_sid",
+        "request",
+        "subprotocol",
+        "http_version",
+        "response",
+        "_loop",
+        "_protocol",
+        "_close_timeout",
+        "_ping_interval",
+        "_ping_timeout",
+        "_reading_paused",
+        "_carrier_paused",
+        "_held_q",
+        "_held_credit",
+        "_wake_batch",
+        "_writing_paused",
+        "_closing",
+        "_closed",
+        "_ended",
+        "_rcvd",
+        "_sent",
+        "_failed",
+        "closed_locally",
+        "_close_timer",
+        "_ping_timer",
+        "_keepalive_payload",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         carrier: _Carrier,
@@ -403,7 +435,8 @@ class WebSocket(WebSocketProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closed_exc: ConnectionClosed | None = None
         self._closed_future: asyncio.Future[None] | None = None  # made by wait_closed()
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        # Pings waiting for their pong: created by the first ping().
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._write_paused = False
 
     # -- protocol callbacks ---------------------------------------------------
@@ -435,12 +468,13 @@ class WebSocket(WebSocketProtocol):
         self._msgs.appendleft(message)
 
     def pong_received(self, payload: bytes) -> None:
-        if payload not in self._pings:
+        pings = self._pings
+        if not pings or payload not in pings:
             return
         now = time.monotonic()
         # A pong acknowledges its ping and every earlier one (RFC 6455 §5.5.3).
-        for key in list(self._pings):
-            fut, sent = self._pings.pop(key)
+        for key in list(pings):
+            fut, sent = pings.pop(key)
             if not fut.done():
                 fut.set_result(now - sent)
             if key == payload:
@@ -470,11 +504,13 @@ class WebSocket(WebSocketProtocol):
         for fut in (self._drain_waiter, self._closed_future):
             if fut is not None and not fut.done():
                 fut.set_result(None)
-        for ping, _ in self._pings.values():
-            if not ping.done():
-                ping.set_exception(exc)
-                ping.exception()  # retrieved: nobody has to await it
-        self._pings.clear()
+        pings = self._pings
+        if pings:
+            for ping, _ in pings.values():
+                if not ping.done():
+                    ping.set_exception(exc)
+                    ping.exception()  # retrieved: nobody has to await it
+            pings.clear()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -583,7 +619,13 @@ class WebSocket(WebSocketProtocol):
                 if isinstance(exc, ConnectionClosedOK):
                     raise StopAsyncIteration
                 raise exc
-            return self._waiter(True)
+            transport = self._transport
+            assert transport is not None
+            batch = transport._wake_batch
+            if batch is None:
+                batch = transport._wake_batch = WakeBatch(transport._loop)
+            waiter = self._recv_waiter = batch.waiter(self, True)
+            return waiter
         message = messages.popleft()
         if not messages:
             transport = self._transport
@@ -683,16 +725,19 @@ class WebSocket(WebSocketProtocol):
         """Sends a ping; returns a future that resolves to the round-trip time
         in seconds when the pong arrives. ``data`` defaults to 4 random bytes."""
         await self._ensure_open()
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
         if data is None:
             payload = os.urandom(4)
-            while payload in self._pings:
+            while payload in pings:
                 payload = os.urandom(4)
         else:
             payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
+            if payload in pings:
                 raise InvalidState("a ping with this payload is already waiting for its pong")
         fut: asyncio.Future[float] = self.transport._loop.create_future()
-        self._pings[payload] = (fut, time.monotonic())
+        pings[payload] = (fut, time.monotonic())
         self.transport.ping(payload)
         return fut
 

@@ -1109,11 +1109,14 @@ static PyObject *batch_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   return (PyObject *)b;
 }
 
-static PyObject *batch_waiter(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"owner", "iterating", NULL};
-  PyObject *owner = Py_None;
-  int iterating = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op:waiter", kwlist, &owner, &iterating))
+static PyObject *batch_waiter(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "waiter(owner=None, iterating=False, /)");
+    return NULL;
+  }
+  PyObject *owner = nargs > 0 ? args[0] : Py_None;
+  int iterating = nargs > 1 ? PyObject_IsTrue(args[1]) : 0;
+  if (iterating < 0)
     return NULL;
   WakeBatchObject *b = (WakeBatchObject *)self;
   WaiterObject *w = PyObject_GC_New(WaiterObject, b->waiter_type);
@@ -1220,8 +1223,8 @@ static void batch_dealloc(PyObject *self) {
 }
 
 static PyMethodDef batch_methods[] = {
-    {"waiter", (PyCFunction)(void (*)(void))batch_waiter, METH_VARARGS | METH_KEYWORDS,
-     "waiter(owner=None, iterating=False) -> Waiter: what one recv() awaits; `owner` gets "
+    {"waiter", (PyCFunction)(void (*)(void))batch_waiter, METH_FASTCALL,
+     "waiter(owner=None, iterating=False, /) -> Waiter: what one recv() awaits; `owner` gets "
      "a result back (owner._unreceive(result)) if the waiter is cancelled before its task "
      "took it."},
     {"run", batch_run, METH_NOARGS,
