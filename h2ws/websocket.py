@@ -19,7 +19,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from typing import Any, Protocol
 
 from . import _core
@@ -48,6 +48,10 @@ HOLD_LIMIT = 16
 #: the write that ends the read. Outside a dispatch a waiter resumes its
 #: task with ``loop.call_soon``, as a Future would.
 WakeBatch = _core.WakeBatch
+
+#: An awaitable that returns its value at once (no coroutine): what
+#: __anext__() returns when a message was already there.
+_completed = _core.Waiter.completed
 
 
 class _Carrier(Protocol):
@@ -98,6 +102,38 @@ class WebSocketTransport:
     peer's flow-control credit for them is not returned: over HTTP/2 the
     stream's window closes and that stream alone stalls.
     """
+
+    # One per WebSocket: no instance dict (about 40 bytes less each).
+    __slots__ = (
+        "_carrier",
+        "_sid",
+        "request",
+        "subprotocol",
+        "http_version",
+        "response",
+        "_loop",
+        "_protocol",
+        "_close_timeout",
+        "_ping_interval",
+        "_ping_timeout",
+        "_reading_paused",
+        "_carrier_paused",
+        "_held_q",
+        "_held_credit",
+        "_wake_batch",
+        "_writing_paused",
+        "_closing",
+        "_closed",
+        "_ended",
+        "_rcvd",
+        "_sent",
+        "_failed",
+        "closed_locally",
+        "_close_timer",
+        "_ping_timer",
+        "_keepalive_payload",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -400,7 +436,8 @@ class WebSocket(WebSocketProtocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closed_exc: ConnectionClosed | None = None
         self._closed_future: asyncio.Future[None] | None = None  # made by wait_closed()
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        # Pings waiting for their pong: created by the first ping().
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._write_paused = False
 
     # -- protocol callbacks ---------------------------------------------------
@@ -409,7 +446,13 @@ class WebSocket(WebSocketProtocol):
         self._transport = transport
 
     def message_received(self, message: Data) -> None:
-        # The hot path: no method calls beyond waking a waiting recv().
+        # The hot path: a waiting recv() or __anext__() gets the message
+        # itself, and reading goes on (its credit returns now).
+        waiter = self._recv_waiter
+        if waiter is not None:
+            self._recv_waiter = None
+            if waiter.set_result(message):
+                return
         messages = self._msgs
         if messages is None:
             messages = self._msgs = collections.deque()
@@ -417,18 +460,22 @@ class WebSocket(WebSocketProtocol):
         transport = self._transport
         assert transport is not None
         transport._reading_paused = True  # credit returns when recv() takes it
-        waiter = self._recv_waiter
-        if waiter is not None:
-            self._recv_waiter = None
-            waiter.set_result(None)
+
+    def _unreceive(self, message: Data) -> None:
+        """A waiter's task was cancelled before it took `message` (called by
+        the Waiter): the next recv() returns it."""
+        if self._msgs is None:
+            self._msgs = collections.deque()
+        self._msgs.appendleft(message)
 
     def pong_received(self, payload: bytes) -> None:
-        if payload not in self._pings:
+        pings = self._pings
+        if not pings or payload not in pings:
             return
         now = time.monotonic()
         # A pong acknowledges its ping and every earlier one (RFC 6455 §5.5.3).
-        for key in list(self._pings):
-            fut, sent = self._pings.pop(key)
+        for key in list(pings):
+            fut, sent = pings.pop(key)
             if not fut.done():
                 fut.set_result(now - sent)
             if key == payload:
@@ -444,14 +491,27 @@ class WebSocket(WebSocketProtocol):
                 if self._msgs is None:
                     self._msgs = collections.deque()
                 self._msgs.extend(m for m, _ in held)
-        for fut in (self._recv_waiter, self._drain_waiter, self._closed_future):
+        waiter = self._recv_waiter
+        if waiter is not None:
+            self._recv_waiter = None
+            if self._msgs:
+                # Held messages come first (none is, unless reading was paused).
+                if waiter.set_result(self._msgs[0]):
+                    self._msgs.popleft()
+            elif waiter.iterating and isinstance(exc, ConnectionClosedOK):
+                waiter.set_exception(StopAsyncIteration())
+            else:
+                waiter.set_exception(exc)
+        for fut in (self._drain_waiter, self._closed_future):
             if fut is not None and not fut.done():
                 fut.set_result(None)
-        for ping, _ in self._pings.values():
-            if not ping.done():
-                ping.set_exception(exc)
-                ping.exception()  # retrieved: nobody has to await it
-        self._pings.clear()
+        pings = self._pings
+        if pings:
+            for ping, _ in pings.values():
+                if not ping.done():
+                    ping.set_exception(exc)
+                    ping.exception()  # retrieved: nobody has to await it
+            pings.clear()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -525,11 +585,11 @@ class WebSocket(WebSocketProtocol):
         otherwise, once every message that arrived before it was returned.
         """
         messages = self._msgs
-        while not messages:
+        if not messages:
             if self._closed_exc is not None:
                 raise self._closed_exc
-            await self._wait_message()
-            messages = self._msgs
+            # The message (or the exception) comes straight in the waiter.
+            return await self._waiter(False)  # type: ignore[no-any-return]
         message = messages.popleft()
         if not messages:
             transport = self._transport
@@ -537,29 +597,24 @@ class WebSocket(WebSocketProtocol):
                 transport.resume_reading()
         return message
 
-    async def _wait_message(self) -> None:
+    def _waiter(self, iterating: bool) -> _core.Waiter:
         transport = self._transport
         assert transport is not None
         batch = transport._wake_batch
         if batch is None:
             batch = transport._wake_batch = WakeBatch(transport._loop)
-        waiter = batch.waiter()
-        self._recv_waiter = waiter
-        try:
-            await waiter
-        finally:
-            if self._recv_waiter is waiter:
-                self._recv_waiter = None
+        waiter = self._recv_waiter = batch.waiter(self, iterating)
+        return waiter
 
     def __aiter__(self) -> AsyncIterator[Data]:
         return self
 
-    async def __anext__(self) -> Data:
-        # recv() inlined (one coroutine per message instead of an async
-        # generator step plus a recv() coroutine); ConnectionClosedOK ends
-        # the iteration.
+    def __anext__(self) -> Awaitable[Data]:
+        # No coroutine per message: an awaitable that returns the message
+        # at once, or the waiter message_received() hands it to;
+        # ConnectionClosedOK ends the iteration.
         messages = self._msgs
-        while not messages:
+        if not messages:
             exc = self._closed_exc
             if exc is not None:
                 if isinstance(exc, ConnectionClosedOK):
@@ -570,14 +625,8 @@ class WebSocket(WebSocketProtocol):
             batch = transport._wake_batch
             if batch is None:
                 batch = transport._wake_batch = WakeBatch(transport._loop)
-            waiter = batch.waiter()
-            self._recv_waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._recv_waiter is waiter:
-                    self._recv_waiter = None
-            messages = self._msgs
+            waiter = self._recv_waiter = batch.waiter(self, True)
+            return waiter
         message = messages.popleft()
         if not messages:
             transport = self._transport
@@ -591,7 +640,7 @@ class WebSocket(WebSocketProtocol):
                     if credit:
                         transport._held_credit = 0
                         transport._carrier._ws_consume(transport._sid, credit)
-        return message
+        return _completed(message)
 
     async def send(
         self, message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data]
@@ -677,16 +726,19 @@ class WebSocket(WebSocketProtocol):
         """Sends a ping; returns a future that resolves to the round-trip time
         in seconds when the pong arrives. ``data`` defaults to 4 random bytes."""
         await self._ensure_open()
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
         if data is None:
             payload = os.urandom(4)
-            while payload in self._pings:
+            while payload in pings:
                 payload = os.urandom(4)
         else:
             payload = data.encode() if isinstance(data, str) else bytes(data)
-            if payload in self._pings:
+            if payload in pings:
                 raise InvalidState("a ping with this payload is already waiting for its pong")
         fut: asyncio.Future[float] = self.transport._loop.create_future()
-        self._pings[payload] = (fut, time.monotonic())
+        pings[payload] = (fut, time.monotonic())
         self.transport.ping(payload)
         return fut
 

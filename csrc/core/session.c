@@ -610,6 +610,7 @@ static int feed_ws(h2ws_session *s, stream *st, const uint8_t *data, size_t len)
     }
     break;
   }
+  h2ws_ws_event_done(&st->ws); /* every event is out: no buffer kept idle */
   return return_window(s, st);
 }
 

@@ -35,9 +35,21 @@ static void free_msg(h2ws_ws *ws) {
   ws->msg.mem = ws->mem;
 }
 
-void h2ws_ws_free(h2ws_ws *ws) { free_msg(ws); }
+/* Frees the control-frame payload buffer. */
+static void free_ctl(h2ws_ws *ws) {
+  h2ws_mem_free(ws->mem, ws->ctl);
+  ws->ctl = NULL;
+}
+
+void h2ws_ws_free(h2ws_ws *ws) {
+  free_msg(ws);
+  free_ctl(ws);
+}
 
 void h2ws_ws_event_done(h2ws_ws *ws) {
+  /* Kept while a control frame's payload is still arriving. */
+  if (ws->ctl && !(ws->state == H2WS_WS_ST_PAYLOAD && h2ws_opcode_is_control(ws->cur.opcode)))
+    free_ctl(ws);
   if (ws->delivered) {
     if (ws->msg.mem != ws->mem)
       free_msg(ws); /* a whole_mem buffer: one message each */
@@ -237,6 +249,11 @@ static int take_payload(h2ws_ws *ws, const uint8_t *src, size_t n, h2ws_ws_event
   uint64_t phase = ws->cur.length - ws->remaining;
   uint8_t *dst;
   if (h2ws_opcode_is_control(ws->cur.opcode)) {
+    if (!ws->ctl) {
+      ws->ctl = h2ws_mem_malloc(ws->mem, H2WS_CONTROL_MAX);
+      if (!ws->ctl)
+        return H2WS_ERR_NOMEM;
+    }
     dst = ws->ctl + ws->ctl_len;
     ws->ctl_len = (uint8_t)(ws->ctl_len + n);
   } else {

@@ -83,7 +83,10 @@ typedef struct {
   uint8_t delivered; /* msg holds a delivered message: reset on next call */
   uint8_t ctl_len;
   uint8_t hdr[H2WS_FRAME_HEADER_MAX];
-  uint8_t ctl[H2WS_CONTROL_MAX];
+  /* H2WS_CONTROL_MAX bytes from `mem`, allocated when a control frame's
+   * payload arrives and freed by h2ws_ws_event_done once its event is
+   * handled: an idle ws holds none. */
+  uint8_t *ctl;
   h2ws_frame_header cur;
   uint64_t remaining; /* payload bytes still to come in the current frame */
   uint32_t utf8;      /* validator state of the text message */
@@ -114,8 +117,8 @@ void h2ws_ws_free(h2ws_ws *ws);
 int h2ws_ws_recv(h2ws_ws *ws, const uint8_t *data, size_t len, size_t *consumed,
                  h2ws_ws_event *ev);
 
-/* Releases the payload of the last message event early (it is released at
- * the next h2ws_ws_recv anyway): lets an idle endpoint hold no buffer. */
+/* Releases the payload of the last event early (it is released at the next
+ * h2ws_ws_recv anyway): lets an idle endpoint hold no buffer. */
 void h2ws_ws_event_done(h2ws_ws *ws);
 
 /*

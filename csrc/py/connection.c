@@ -728,7 +728,7 @@ static PyType_Spec conn_spec = {"h2ws._core.H2Connection", sizeof(ConnObject), 0
  * loop.call_soon, as a Future would.
  */
 
-enum { W_PENDING = 0, W_DONE = 1, W_CANCELLED = 2 };
+enum { W_PENDING = 0, W_DONE = 1, W_CANCELLED = 2, W_FAILED = 3 };
 
 typedef struct {
   PyObject_HEAD
@@ -741,11 +741,14 @@ typedef struct {
 
 typedef struct {
   PyObject_HEAD
-  WakeBatchObject *batch; /* strong */
+  WakeBatchObject *batch; /* strong; NULL for Waiter.completed() */
   PyObject *callback;     /* the waiting task's wake-up, or NULL */
   PyObject *context;      /* its context, or NULL */
+  PyObject *value;        /* W_DONE: the result (NULL once taken); W_FAILED: the exception */
+  PyObject *owner;        /* gets an untaken result back on cancel(), or NULL */
   char blocking;          /* _asyncio_future_blocking */
   char state;
+  char iterating;         /* made for async iteration (see WebSocket.__anext__) */
 } WaiterObject;
 
 /* Raises asyncio.<name>(msg) (msg NULL: no arguments). */
@@ -773,6 +776,11 @@ static int waiter_schedule(WaiterObject *w) {
     Py_XDECREF(ctx);
     return 0;
   }
+  if (!w->batch) { /* a completed waiter has no loop: never awaited by a task */
+    Py_DECREF(cb);
+    Py_XDECREF(ctx);
+    return 0;
+  }
   PyObject *name = PyUnicode_FromString("call_soon");
   PyObject *kw = ctx ? Py_BuildValue("(s)", "context") : NULL;
   PyObject *res = NULL;
@@ -792,22 +800,64 @@ static int waiter_schedule(WaiterObject *w) {
 
 static PyObject *waiter_await(PyObject *self) { return Py_NewRef(self); }
 
-/* The awaitable's iterator (itself): yields itself while pending, then
- * returns None, or raises CancelledError once cancelled. */
-static PyObject *waiter_iternext(PyObject *self) {
+/* Raises what a finished waiter ends with: its exception, or CancelledError. */
+static void waiter_raise(WaiterObject *w) {
+  if (w->state == W_FAILED && w->value)
+    PyErr_SetObject((PyObject *)Py_TYPE(w->value), w->value);
+  else
+    raise_asyncio("CancelledError", NULL);
+}
+
+/* The awaitable's send (what `await` uses): yields itself while pending,
+ * then returns the result (taken: a second await returns None), or raises
+ * the exception, or CancelledError once cancelled. No StopIteration is
+ * made for the result. */
+static PySendResult waiter_send(PyObject *self, PyObject *arg, PyObject **result) {
+  (void)arg;
   WaiterObject *w = (WaiterObject *)self;
   if (w->state == W_PENDING) {
     w->blocking = 1;
-    return Py_NewRef(self);
+    *result = Py_NewRef(self);
+    return PYGEN_NEXT;
   }
-  if (w->state == W_CANCELLED)
-    raise_asyncio("CancelledError", NULL);
+  if (w->state == W_DONE) {
+    PyObject *v = w->value;
+    w->value = NULL;
+    *result = v ? v : Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+  }
+  waiter_raise(w);
+  *result = NULL;
+  return PYGEN_ERROR;
+}
+
+/* The awaitable's iterator (itself), for callers that do not use send. */
+static PyObject *waiter_iternext(PyObject *self) {
+  PyObject *result;
+  PySendResult r = waiter_send(self, Py_None, &result);
+  if (r == PYGEN_NEXT)
+    return result;
+  if (r == PYGEN_RETURN) {
+    if (result != Py_None) {
+      PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+      if (stop) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+      }
+    }
+    Py_DECREF(result);
+  }
   return NULL;
 }
 
 static PyObject *waiter_get_loop(PyObject *self, PyObject *unused) {
   (void)unused;
-  return Py_NewRef(((WaiterObject *)self)->batch->loop);
+  WaiterObject *w = (WaiterObject *)self;
+  if (!w->batch) {
+    PyErr_SetString(PyExc_RuntimeError, "a completed waiter has no loop");
+    return NULL;
+  }
+  return Py_NewRef(w->batch->loop);
 }
 
 static PyObject *waiter_add_done_callback(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
@@ -865,38 +915,70 @@ static PyObject *waiter_cancelled(PyObject *self, PyObject *unused) {
 static PyObject *waiter_result(PyObject *self, PyObject *unused) {
   (void)unused;
   WaiterObject *w = (WaiterObject *)self;
-  if (w->state == W_CANCELLED) {
-    raise_asyncio("CancelledError", NULL);
-    return NULL;
-  }
   if (w->state == W_PENDING) {
     raise_asyncio("InvalidStateError", "result is not ready");
     return NULL;
   }
-  Py_RETURN_NONE;
+  if (w->state == W_DONE)
+    return Py_NewRef(w->value ? w->value : Py_None);
+  waiter_raise(w);
+  return NULL;
+}
+
+/* Resolves a pending waiter: its task resumes at once after the batch's
+ * dispatch if the batch is active, else with loop.call_soon. */
+static int waiter_resolve(WaiterObject *w, char state, PyObject *value) {
+  w->state = state;
+  w->value = Py_NewRef(value);
+  if (w->callback) {
+    if (w->batch && w->batch->active)
+      return PyList_Append(w->batch->waiters, (PyObject *)w);
+    return waiter_schedule(w);
+  }
+  return 0;
 }
 
 static PyObject *waiter_set_result(PyObject *self, PyObject *value) {
-  (void)value;
   WaiterObject *w = (WaiterObject *)self;
   if (w->state != W_PENDING)
-    Py_RETURN_NONE;
-  w->state = W_DONE;
-  if (w->callback) {
-    if (w->batch->active) {
-      if (PyList_Append(w->batch->waiters, self) < 0)
-        return NULL;
-    } else if (waiter_schedule(w) < 0) {
-      return NULL;
-    }
-  }
-  Py_RETURN_NONE;
+    Py_RETURN_FALSE;
+  if (waiter_resolve(w, W_DONE, value) < 0)
+    return NULL;
+  Py_RETURN_TRUE;
 }
 
+static PyObject *waiter_set_exception(PyObject *self, PyObject *exc) {
+  WaiterObject *w = (WaiterObject *)self;
+  if (!PyExceptionInstance_Check(exc)) {
+    PyErr_SetString(PyExc_TypeError, "set_exception() takes an exception instance");
+    return NULL;
+  }
+  if (w->state != W_PENDING)
+    Py_RETURN_FALSE;
+  if (waiter_resolve(w, W_FAILED, exc) < 0)
+    return NULL;
+  Py_RETURN_TRUE;
+}
+
+/* Cancels a pending waiter. A waiter whose result its task has not taken
+ * yet is cancelled too when it has an owner: the result goes back to the
+ * owner (owner._unreceive(result)), so that no message is lost when a task
+ * is cancelled between the message's arrival and its wake-up. */
 static PyObject *waiter_cancel(PyObject *self, PyObject *args, PyObject *kw) {
   (void)args;
   (void)kw;
   WaiterObject *w = (WaiterObject *)self;
+  if (w->state == W_DONE && w->owner && w->value) {
+    PyObject *v = w->value;
+    w->value = NULL;
+    w->state = W_CANCELLED;
+    PyObject *r = PyObject_CallMethod(w->owner, "_unreceive", "O", v);
+    Py_DECREF(v);
+    if (!r)
+      return NULL;
+    Py_DECREF(r);
+    Py_RETURN_TRUE; /* the task's wake-up is already on its way */
+  }
   if (w->state != W_PENDING)
     Py_RETURN_FALSE;
   w->state = W_CANCELLED;
@@ -905,12 +987,28 @@ static PyObject *waiter_cancel(PyObject *self, PyObject *args, PyObject *kw) {
   Py_RETURN_TRUE;
 }
 
+static PyObject *waiter_completed(PyObject *cls, PyObject *value) {
+  WaiterObject *w = PyObject_GC_New(WaiterObject, (PyTypeObject *)cls);
+  if (!w)
+    return NULL;
+  w->batch = NULL;
+  w->callback = w->context = w->owner = NULL;
+  w->value = Py_NewRef(value);
+  w->blocking = 0;
+  w->state = W_DONE;
+  w->iterating = 0;
+  PyObject_GC_Track((PyObject *)w);
+  return (PyObject *)w;
+}
+
 static int waiter_traverse(PyObject *self, visitproc visit, void *arg) {
   WaiterObject *w = (WaiterObject *)self;
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(w->batch);
   Py_VISIT(w->callback);
   Py_VISIT(w->context);
+  Py_VISIT(w->value);
+  Py_VISIT(w->owner);
   return 0;
 }
 
@@ -919,6 +1017,8 @@ static int waiter_clear(PyObject *self) {
   Py_CLEAR(w->batch);
   Py_CLEAR(w->callback);
   Py_CLEAR(w->context);
+  Py_CLEAR(w->value);
+  Py_CLEAR(w->owner);
   return 0;
 }
 
@@ -939,17 +1039,26 @@ static PyMethodDef waiter_methods[] = {
     {"cancelled", waiter_cancelled, METH_NOARGS, NULL},
     {"result", waiter_result, METH_NOARGS, NULL},
     {"set_result", waiter_set_result, METH_O,
-     "set_result(None): a message is there; the waiting task resumes (at once after the "
-     "batch's dispatch if it is active, else with loop.call_soon)."},
+     "set_result(value) -> bool: the waiting task resumes with `value` (at once after the "
+     "batch's dispatch if it is active, else with loop.call_soon); False if it was no longer "
+     "pending (cancelled, or already resolved)."},
+    {"set_exception", waiter_set_exception, METH_O,
+     "set_exception(exc) -> bool: the waiting task resumes and `exc` is raised in it; False "
+     "if it was no longer pending."},
     {"cancel", (PyCFunction)(void (*)(void))waiter_cancel, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"completed", waiter_completed, METH_O | METH_CLASS,
+     "completed(value) -> Waiter: an awaitable that returns `value` at once."},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef waiter_members[] = {
     {"_asyncio_future_blocking", T_BOOL, offsetof(WaiterObject, blocking), 0, NULL},
+    {"iterating", T_BOOL, offsetof(WaiterObject, iterating), READONLY,
+     "True if made for async iteration: see WakeBatch.waiter()"},
     {NULL, 0, 0, 0, NULL}};
 
 static PyType_Slot waiter_slots[] = {
     {Py_am_await, waiter_await},
+    {Py_am_send, waiter_send},
     {Py_tp_iter, waiter_await},
     {Py_tp_iternext, waiter_iternext},
     {Py_tp_dealloc, waiter_dealloc},
@@ -1000,16 +1109,25 @@ static PyObject *batch_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   return (PyObject *)b;
 }
 
-static PyObject *batch_waiter(PyObject *self, PyObject *unused) {
-  (void)unused;
+static PyObject *batch_waiter(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "waiter(owner=None, iterating=False, /)");
+    return NULL;
+  }
+  PyObject *owner = nargs > 0 ? args[0] : Py_None;
+  int iterating = nargs > 1 ? PyObject_IsTrue(args[1]) : 0;
+  if (iterating < 0)
+    return NULL;
   WakeBatchObject *b = (WakeBatchObject *)self;
   WaiterObject *w = PyObject_GC_New(WaiterObject, b->waiter_type);
   if (!w)
     return NULL;
   w->batch = (WakeBatchObject *)Py_NewRef(self);
-  w->callback = w->context = NULL;
+  w->callback = w->context = w->value = NULL;
+  w->owner = owner == Py_None ? NULL : Py_NewRef(owner);
   w->blocking = 0;
   w->state = W_PENDING;
+  w->iterating = (char)iterating;
   PyObject_GC_Track((PyObject *)w);
   return (PyObject *)w;
 }
@@ -1137,7 +1255,10 @@ int h2ws_py_batch_end(PyObject *batch) {
 }
 
 static PyMethodDef batch_methods[] = {
-    {"waiter", batch_waiter, METH_NOARGS, "waiter() -> Waiter: what one recv() awaits."},
+    {"waiter", (PyCFunction)(void (*)(void))batch_waiter, METH_FASTCALL,
+     "waiter(owner=None, iterating=False, /) -> Waiter: what one recv() awaits; `owner` gets "
+     "a result back (owner._unreceive(result)) if the waiter is cancelled before its task "
+     "took it."},
     {"run", batch_run, METH_NOARGS,
      "run(): resumes the tasks of the waiters resolved while the batch was active."},
     {NULL, NULL, 0, NULL}};

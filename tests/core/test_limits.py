@@ -163,3 +163,23 @@ def test_limits_are_validated() -> None:
             _core.WebSocketCodec(max_message_size=bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             _core.WebSocketCodec(max_frame_size=bad)  # type: ignore[arg-type]
+
+
+def test_control_payload_buffer_is_held_only_while_needed() -> None:
+    """Section 5.5: a control frame's payload (at most 125 octets) may arrive
+    split across reads; the codec keeps a buffer for it only until its event
+    is out (counted in debug builds), and a split gives the same events."""
+    payload = bytes(range(125))
+    wire = frame(_core.OP_PONG, payload) + frame(_core.OP_PING, b"") + frame(_core.OP_PONG, b"x")
+    whole = _core.WebSocketCodec().receive_data(wire)
+    assert [e[0] for e in whole] == [_core.EV_PONG, _core.EV_PING, _core.EV_PONG]
+    assert whole[0][1] == payload
+    for cut in (1, 2, 6, 7, 50, 130):
+        codec = _core.WebSocketCodec()
+        live = _core.mem_live_count()
+        first = codec.receive_data(wire[:cut])
+        if 6 < cut < 131:  # mid-payload: the buffer is held (counted in debug builds)
+            assert first == []
+            assert _core.mem_live_count() in (live, live + 1)
+        assert first + codec.receive_data(wire[cut:]) == whole
+        assert _core.mem_live_count() == live
