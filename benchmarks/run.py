@@ -171,7 +171,14 @@ SERVER_LIST: tuple[Server, ...] = (
         note="asyncio implementation on uvloop",
     ),
     Server("aiohttp", "aiohttp", _py("aiohttp_echo.py"), ("h1",), True, note="uvloop"),
-    Server("picows", "picows", _py("picows_echo.py"), ("h1",), True, note="uvloop"),
+    Server(
+        "picows",
+        "picows",
+        _py("picows_echo.py"),
+        ("h1",),
+        True,
+        note="uvloop; its transports are aiofastnet's (TLS in OpenSSL directly, not the loop's SSLProtocol)",
+    ),
     Server("tcp", "TCP echo (C)", _tcp, ("tcp",), note="epoll, no framing: the floor"),
 )
 
