@@ -177,7 +177,7 @@ SERVER_LIST: tuple[Server, ...] = (
         _py("picows_echo.py"),
         ("h1",),
         True,
-        note="uvloop; its transports are aiofastnet's (TLS in OpenSSL directly, not the loop's SSLProtocol)",
+        note="uvloop; aiofastnet's transports (TLS straight through OpenSSL)",
     ),
     Server("tcp", "TCP echo (C)", _tcp, ("tcp",), note="epoll, no framing: the floor"),
 )
