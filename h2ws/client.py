@@ -28,6 +28,7 @@ import httptools
 
 from . import _core
 from ._opener import AsyncOpener
+from ._readbuf import read_buffer
 from .exceptions import InvalidHandshake, InvalidStatus
 from .h1ws import H1WebSocketCarrier
 from .http import Headers, Request, Response
@@ -531,8 +532,7 @@ class H1ClientProtocol(H1WebSocketCarrier, asyncio.BufferedProtocol):
         self._headers = headers
         self._offered = offered
         self._key = base64.b64encode(os.urandom(16)).decode()
-        self._buffer = bytearray(256 * 1024)
-        self._view = memoryview(self._buffer)
+        self._view = read_buffer(loop)
         self._transport: asyncio.Transport | None = None
         self._codec: _core.WebSocketCodec | None = None
         self._ws: WebSocketTransport | None = None

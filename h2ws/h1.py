@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from . import _core
+from ._readbuf import read_buffer
 from .base import TEXT, HTTPExchange, PendingWebSocket, ServerConnection
 from .exceptions import ClientDisconnected
 from .h1ws import H1WebSocketCarrier
@@ -31,7 +32,6 @@ __all__ = ["H1ServerProtocol"]
 
 logger = logging.getLogger("h2ws.server")
 
-READ_BUFFER = 256 * 1024
 #: Request body bytes buffered ahead of the application before reading pauses.
 BODY_BUFFER = 256 * 1024
 
@@ -265,9 +265,7 @@ class H1ServerProtocol(ServerConnection, H1WebSocketCarrier, asyncio.BufferedPro
 
     def __init__(self, server: Server) -> None:
         super().__init__(server)
-        # Shared with the server's other connections (see Server.read_buffer).
-        view = server.read_buffer()
-        self._view = view if view is not None else memoryview(bytearray(READ_BUFFER))
+        self._view = read_buffer(self._loop)
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = bytearray()

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import _core
+from ._readbuf import read_buffer
 from .base import HTTPExchange, PendingWebSocket, ServerConnection
 from .exceptions import ClientDisconnected, InvalidState, ProtocolError
 from .http import Headers, Request, Response, pack_headers
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["H2ServerProtocol"]
 
 logger = logging.getLogger("h2ws.server")
-
-READ_BUFFER = 256 * 1024
 
 SEV_REQUEST = _core.SEV_REQUEST
 SEV_WEBSOCKET = _core.SEV_WEBSOCKET
@@ -77,13 +76,10 @@ class H2Peer(asyncio.BufferedProtocol):
         self,
         loop: asyncio.AbstractEventLoop,
         conn: _core.H2Connection,
-        view: memoryview | None = None,
     ) -> None:
         self._loop = loop
         self._conn = conn
-        # The read buffer: `view` when the owner shares one between its
-        # connections (see Server.read_buffer), else this connection's own.
-        self._view = view if view is not None else memoryview(bytearray(READ_BUFFER))
+        self._view = read_buffer(loop)
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, WebSocketTransport] = {}
         self._flush_handle: asyncio.Handle | None = None
@@ -289,7 +285,7 @@ class H2ServerProtocol(ServerConnection, H2Peer):
             write_high_water=cfg.write_limit,
             max_message_size=cfg.max_message_size,
         )
-        H2Peer.__init__(self, self._loop, conn, server.read_buffer())
+        H2Peer.__init__(self, self._loop, conn)
         # The last request head, packed: the next one shares it when equal
         # (a client's streams usually send the same headers, as HPACK knows).
         self._last_head = b""

@@ -77,7 +77,6 @@ class Server:
         # (None for ASGI): _handler_done closes it when the task ends.
         self._handlers: dict[asyncio.Task[None], WebSocket | None] = {}
         self._handler_done_cb = self._handler_done  # one bound method for every task
-        self._read_view: memoryview | None = None
         #: Coroutine functions run after the connections closed (ASGI lifespan).
         self._on_closed: list[Callable[[], Awaitable[None]]] = []
 
@@ -86,26 +85,6 @@ class Server:
 
     def _unregister(self, conn: ServerConnection) -> None:
         self._connections.discard(conn)
-
-    def read_buffer(self) -> memoryview | None:
-        """The read buffer the connections share (None: each has its own).
-
-        A connection's bytes are parsed within ``buffer_updated`` (the core
-        borrows them for the call) and the transports read into the buffer
-        right before calling it, so one buffer serves every connection of the
-        server: a 256 KiB buffer per connection (zero-filled, so resident) was
-        the largest cost of an idle HTTP/1.1 WebSocket. The proactor loop
-        (Windows) reads into the buffers of several connections at once, so
-        there each keeps its own.
-        """
-        proactor = getattr(asyncio, "ProactorEventLoop", None)
-        if proactor is not None and isinstance(self.loop, proactor):
-            return None
-        if self._read_view is None:
-            from .protocol import READ_BUFFER
-
-            self._read_view = memoryview(bytearray(READ_BUFFER))
-        return self._read_view
 
     def _spawn_handler(self, coro: Coroutine[Any, Any, None], ws: WebSocket | None = None) -> None:
         """Runs a WebSocket handler. Its connection's end does not cancel it

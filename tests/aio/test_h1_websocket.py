@@ -28,7 +28,7 @@ from helpers.servers import running_server
 
 import h2ws
 from h2ws import _core
-from h2ws.h1 import READ_BUFFER
+from h2ws._readbuf import READ_BUFFER
 from h2ws.websocket import HOLD_LIMIT
 
 pytestmark = pytest.mark.timeout(120)
