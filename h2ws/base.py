@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import inspect
 import logging
 from collections.abc import Awaitable
@@ -57,11 +58,64 @@ class HTTPExchange(abc.ABC):
     """
 
     request: Request
+    #: What receive() says once the client is gone.
+    _gone_message = "the client went away"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, body_done: bool) -> None:
+        # Body chunks with the flow-control credit each stands for, given
+        # back (_body_taken) when the application takes the chunk.
+        self._loop = loop
+        self._body: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._body_done = body_done
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._disconnected: asyncio.Future[None] = loop.create_future()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_body_end(self) -> None:
+        self._body_done = True
+        self._wake()
+
+    def _on_closed(self) -> None:
+        """The client is gone (connection closed, stream reset)."""
+        self._closed = True
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+        self._wake()
+
+    async def _wait(self) -> None:
+        """Until the next _wake()."""
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._waiter = None
 
     @abc.abstractmethod
+    def _body_taken(self, credit: int) -> None:
+        """The application took a body chunk worth `credit` bytes of flow control."""
+
     async def receive(self) -> tuple[bytes, bool]:
         """The next body chunk and whether more follows; ``(b"", False)`` once
         the body ended. Raises ClientDisconnected if the client went away."""
+        while not self._body and not self._body_done:
+            if self._closed:
+                raise ClientDisconnected(self._gone_message)
+            await self._wait()
+        if self._body:
+            data, credit = self._body.popleft()
+            self._body_taken(credit)
+            return data, bool(self._body) or not self._body_done
+        return b"", False
+
+    async def wait_disconnected(self) -> None:
+        """Returns once the client is gone or the exchange is over."""
+        await asyncio.shield(self._disconnected)
 
     @abc.abstractmethod
     async def send_head(self, status: int, headers: list[tuple[str, str]], end: bool) -> None:
@@ -70,10 +124,6 @@ class HTTPExchange(abc.ABC):
     @abc.abstractmethod
     async def send_body(self, data: bytes, end: bool) -> None:
         """Sends body bytes; ``end`` completes the response."""
-
-    @abc.abstractmethod
-    async def wait_disconnected(self) -> None:
-        """Returns once the client is gone or the exchange is over."""
 
     @abc.abstractmethod
     def abort(self) -> None:

@@ -10,7 +10,6 @@ with ``http_version == "1.1"``. Plain requests are answered in order
 from __future__ import annotations
 
 import asyncio
-import collections
 import http
 import logging
 from typing import TYPE_CHECKING
@@ -117,60 +116,27 @@ class H1Exchange(HTTPExchange):
     """One plain request on an HTTP/1.1 connection. Responses go out in
     request order: an exchange runs when the ones before it are done."""
 
+    _gone_message = "the client closed the connection"
+
     def __init__(self, proto: H1ServerProtocol, request: Request, keep_alive: bool) -> None:
+        super().__init__(proto._loop, body_done=False)
         self._proto = proto
         self.request = request
         self.keep_alive = keep_alive
-        self._body: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
-        self._body_done = False
-        self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
+        self.buffered = 0  # body bytes read ahead of the application
         self._chunked = False
         self._head_sent = False
         self.complete = False
         self._head_only = request.method == "HEAD"
-        self._disconnected: asyncio.Future[None] = proto._loop.create_future()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def _on_body(self, data: bytes) -> None:
-        self._body.append(data)
+        self._body.append((data, len(data)))
         self.buffered += len(data)
         self._wake()
 
-    def _on_body_end(self) -> None:
-        self._body_done = True
-        self._wake()
-
-    def _on_closed(self) -> None:
-        self._closed = True
-        if not self._disconnected.done():
-            self._disconnected.set_result(None)
-        self._wake()
-
-    async def _wait(self) -> None:
-        waiter = self._proto._loop.create_future()
-        self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
-    async def receive(self) -> tuple[bytes, bool]:
-        while not self._body and not self._body_done:
-            if self._closed:
-                raise ClientDisconnected("the client closed the connection")
-            await self._wait()
-        if self._body:
-            data = self._body.popleft()
-            self.buffered -= len(data)
-            self._proto._body_taken()
-            return data, bool(self._body) or not self._body_done
-        return b"", False
+    def _body_taken(self, credit: int) -> None:
+        self.buffered -= credit
+        self._proto._body_taken()
 
     def _write(self, data: bytes) -> None:
         if self._closed or self._proto._transport is None:
@@ -229,9 +195,6 @@ class H1Exchange(HTTPExchange):
         if not self._disconnected.done():
             self._disconnected.set_result(None)
         self._proto._exchange_done(self)
-
-    async def wait_disconnected(self) -> None:
-        await asyncio.shield(self._disconnected)
 
     def abort(self) -> None:
         self._proto._ws_abort(0)  # HTTP/1.1 cannot end one response alone

@@ -10,7 +10,6 @@ tasks).
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -456,59 +455,32 @@ class H2Exchange(HTTPExchange):
     """A plain request on one HTTP/2 stream. The stream's window comes back
     as the application reads the body."""
 
+    _gone_message = "the client reset the request"
+
     def __init__(self, proto: H2ServerProtocol, sid: int, request: Request, ended: bool) -> None:
+        super().__init__(proto._loop, body_done=ended)
         self._proto = proto
         self._sid = sid
         self.request = request
-        self._body: collections.deque[tuple[bytes, int]] = collections.deque()
-        self._body_done = ended
-        self._closed = False
         self._reset_code: int | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._disconnected: asyncio.Future[None] = proto._loop.create_future()
         self._paused = False
         # RFC 9110 sections 9.3.2 and 15.3.5: no content after HEAD, 204, 304.
         self._bodiless = request.method == "HEAD"
 
     def _wake(self) -> None:
         self._paused = False
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        super()._wake()
 
     def _on_body(self, data: bytes, credit: int) -> None:
         self._body.append((data, credit))
         self._wake()
 
-    def _on_body_end(self) -> None:
-        self._body_done = True
-        self._wake()
-
-    def _on_closed(self, code: int | None) -> None:
-        self._closed = True
+    def _on_closed(self, code: int | None = None) -> None:
         self._reset_code = code
-        if not self._disconnected.done():
-            self._disconnected.set_result(None)
-        self._wake()
+        super()._on_closed()
 
-    async def _wait(self) -> None:
-        waiter = self._proto._loop.create_future()
-        self._waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-
-    async def receive(self) -> tuple[bytes, bool]:
-        while not self._body and not self._body_done:
-            if self._closed:
-                raise ClientDisconnected("the client reset the request")
-            await self._wait()
-        if self._body:
-            data, credit = self._body.popleft()
-            self._proto._ws_consume(self._sid, credit)
-            return data, bool(self._body) or not self._body_done
-        return b"", False
+    def _body_taken(self, credit: int) -> None:
+        self._proto._ws_consume(self._sid, credit)
 
     async def send_head(self, status: int, headers: list[tuple[str, str]], end: bool) -> None:
         if self._closed:
@@ -535,9 +507,6 @@ class H2Exchange(HTTPExchange):
             self._paused = True
             while self._paused and not self._closed:
                 await self._wait()
-
-    async def wait_disconnected(self) -> None:
-        await asyncio.shield(self._disconnected)
 
     def abort(self) -> None:
         if not self._closed:
