@@ -207,12 +207,17 @@ class H2Peer(asyncio.BufferedProtocol):
             if self._write_paused:
                 return
             try:
-                data = conn.data_to_send()
+                data = conn.data_to_write()
             except ProtocolError:
                 self._close_transport()
                 return
             if data:
-                self._transport.write(data)
+                if data.__class__ is list:
+                    # Large messages by reference between their frame
+                    # headers: one writev, no copy of the payload.
+                    self._transport.writelines(data)
+                else:
+                    self._transport.write(data)
             events = conn.events()
             if not events:
                 break

@@ -9,6 +9,7 @@ and the client codec as the peer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 
 import pytest
@@ -83,6 +84,89 @@ def test_codec_large_message_round_trip() -> None:
         got.extend(server.receive_data(wire[i:i + 100 * KiB]))
     assert got == [(_core.EV_BINARY, msg)]
     assert isinstance(got[0][1], bytes)  # type: ignore[index]
+
+
+def h2_pair(window: int) -> tuple[_core.H2Connection, _core.H2Connection, int, int]:
+    """A client and a server H2Connection with one WebSocket open between them
+    (the client's receive windows are `window`)."""
+    client = _core.H2Connection(
+        client=True, initial_window_size=window, connection_window_size=window,
+        max_message_size=64 * MiB,
+    )
+    server = _core.H2Connection(max_message_size=64 * MiB)
+    for _ in range(3):
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+    client.events()
+    csid = client.connect_websocket(
+        [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+         (":path", "/"), (":authority", "x"), ("sec-websocket-version", "13")]
+    )
+    events = server.receive_data(client.data_to_send())
+    ssid = events[-1][1]
+    server.accept(ssid)
+    client.receive_data(server.data_to_send())
+    return client, server, csid, ssid
+
+
+@pytest.mark.parametrize("window", [64 * KiB, MiB, 16 * MiB])
+def test_data_to_write_gives_the_bytes_data_to_send_gives(window: int) -> None:
+    """data_to_write() leaves the payload of a large message sent as bytes in
+    place (memoryviews of it between the frame headers) and otherwise gives
+    what data_to_send() gives: the same bytes on the wire, frame for frame,
+    for two identical connections, with small messages, pings and a close
+    queued around the large ones, whatever the peer's window."""
+    pairs = [h2_pair(window), h2_pair(window)]
+    big1, big2 = pattern(3 * MiB + 5, 5), pattern(200 * KiB, 6)
+    wires: list[bytes] = [b"", b""]
+    kinds: set[type] = set()
+    for i, (client, server, csid, ssid) in enumerate(pairs):
+        got = []
+
+        def pump(rounds: int) -> None:
+            for _ in range(rounds):
+                out = server.data_to_send() if i == 0 else server.data_to_write()
+                if isinstance(out, list):
+                    kinds.update(type(x) for x in out)
+                    out = b"".join(out)
+                if not out:
+                    return
+                wires[i] += out
+                for e in client.receive_data(out):
+                    if e[0] in (_core.SEV_BINARY, _core.SEV_TEXT):
+                        got.append(e[2])
+                        client.consume(csid, e[3])  # the window comes back
+                server.receive_data(client.data_to_send())
+
+        # Each message partly written (within the window), then a ping queued
+        # behind what is left of it (copied into the queue), or all written.
+        for n, message in enumerate((b"a", big1, b"b", big2, "text", big2, big1)):
+            server.send(ssid, message)
+            pump(1 if n % 2 else 1000)
+            server.send_frame(ssid, _core.OP_PING, b"p")
+        server.close(ssid, 1000, "bye")
+        pump(1000)
+        assert got == [b"a", big1, b"b", big2, "text", big2, big1]
+    assert wires[0] == wires[1]
+    assert kinds == {bytes, memoryview}
+
+
+def test_data_to_write_views_keep_the_message() -> None:
+    """The memoryviews of data_to_write() hold the message they show: the
+    caller may drop its message and the connection at once; the bytes stay
+    valid until the views go. Nothing is left allocated afterwards."""
+    client, server, csid, ssid = h2_pair(16 * MiB)
+    message = pattern(2 * MiB, 7)
+    expected = bytes(message)  # a copy
+    server.send(ssid, message)
+    del message
+    out = server.data_to_write()
+    assert isinstance(out, list)
+    del server
+    gc.collect()
+    events = client.receive_data(b"".join(out))
+    del out
+    assert [e[2] for e in events if e[0] == _core.SEV_BINARY] == [expected]
 
 
 if __name__ == "__main__":  # pragma: no cover
