@@ -790,6 +790,12 @@ static PyObject *conn_get_want_io(PyObject *self_, void *c) {
   return PyBool_FromLong(self->session && h2ws_session_want_io(self->session));
 }
 
+static PyObject *conn_get_has_events(PyObject *self_, void *c) {
+  (void)c;
+  ConnObject *self = (ConnObject *)self_;
+  return PyBool_FromLong(self->events && PyList_GET_SIZE(self->events) > 0);
+}
+
 static PyObject *conn_get_open_streams(PyObject *self_, void *c) {
   (void)c;
   ConnObject *self = (ConnObject *)self_;
@@ -835,6 +841,9 @@ static PyMethodDef conn_methods[] = {
 static PyGetSetDef conn_getset[] = {
     {"want_io", conn_get_want_io, NULL, "False once the connection can be closed", NULL},
     {"open_streams", conn_get_open_streams, NULL, "streams currently open", NULL},
+    {"has_events", conn_get_has_events, NULL,
+     "True when events() has events to give (raised by data_to_send() or data_to_write())",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyType_Slot conn_slots[] = {
