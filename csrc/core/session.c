@@ -62,6 +62,7 @@ struct h2ws_session {
   h2ws_session_retain_cb retain;
   uint8_t large_queued;    /* a stream queued H2WS_SESSION_LARGE_OUTPUT since the last
                               h2ws_session_output_bound that found none */
+  uint8_t send_paused;     /* send_data_cb ended nghttp2_session_mem_send (see there) */
 };
 
 /*
@@ -259,8 +260,22 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
       ext_release(st);
   }
   out->len += inl;
-  if (st->local_end && !stream_pending(st))
-    h2ws_buf_free(&st->outq);
+  if (!stream_pending(st)) {
+    if (st->local_end) {
+      h2ws_buf_free(&st->outq);
+    } else if (s->nstreams == 1) {
+      /* The only stream sent all it had: end this mem_send here, before
+       * nghttp2 asks read_cb for more, is told NGHTTP2_ERR_DEFERRED and
+       * detaches the stream, to attach it again on the next message
+       * (kick): in a request/response exchange that round trip cost
+       * nghttp2 more than sending the frame. The item stays queued: the
+       * next mem_send asks read_cb again, which then has the next
+       * message or defers. With other streams open, their DATA must
+       * follow, so this is not done. */
+      s->send_paused = 1;
+      return NGHTTP2_ERR_PAUSE;
+    }
+  }
   return 0;
 }
 
@@ -931,7 +946,7 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
   if (s->cb_failed)
     return H2WS_ERR_CALLBACK;
   s->out = out; /* DATA frames go there from send_data_cb */
-  int rv = 0;
+  int rv = 0, resumed = 0;
   for (;;) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(s->ng, &p);
@@ -939,8 +954,18 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
       rv = map_ng_error(s, (int)n, NULL);
       break;
     }
-    if (n == 0)
+    if (n == 0) {
+      /* After a pause (send_data_cb), frames other than DATA may still be
+       * queued: they go out now (first: nghttp2 sends them before DATA). */
+      if (s->send_paused) {
+        s->send_paused = 0;
+        if (!resumed && nghttp2_session_get_outbound_queue_size(s->ng)) {
+          resumed = 1; /* once: a frame nghttp2 holds back must not loop */
+          continue;
+        }
+      }
       break;
+    }
     if (h2ws_buf_append(out, p, (size_t)n) < 0) {
       rv = H2WS_ERR_NOMEM;
       break;

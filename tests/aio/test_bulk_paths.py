@@ -169,5 +169,46 @@ def test_data_to_write_views_keep_the_message() -> None:
     assert [e[2] for e in events if e[0] == _core.SEV_BINARY] == [expected]
 
 
+def test_one_stream_exchange_leaves_nothing_queued() -> None:
+    """A single stream that sent all it had ends the call's DATA there (the
+    core then skips nghttp2 detaching and re-attaching the stream on every
+    message): each data_to_write() still carries everything that is due,
+    control frames included (WINDOW_UPDATEs of a 64 KiB window, PING ACKs),
+    a second call has nothing left, and every message comes back in order.
+    With a second stream open, both streams' DATA go out in the same call."""
+    client, server, csid, ssid = h2_pair(64 * KiB)
+    client_ping = bytes([0, 0, 8, 6, 0, 0, 0, 0, 0]) + b"12345678"
+    echoed: list[bytes] = []
+    for n in range(300):
+        client.send(csid, pattern(1000 + n * 37, n))
+        wire = client.data_to_send() + (client_ping if n % 7 == 0 else b"")
+        for e in server.receive_data(wire):
+            if e[0] == _core.SEV_BINARY:
+                server.send(ssid, e[2])
+                server.consume(ssid, e[3])
+        out = server.data_to_write()
+        assert isinstance(out, bytes)
+        assert server.data_to_write() == b""  # nothing held back
+        for e in client.receive_data(out):
+            if e[0] == _core.SEV_BINARY:
+                echoed.append(e[2])
+                client.consume(csid, e[3])
+        assert (n % 7 != 0) or b"\x00\x00\x08\x06\x01" in out  # the PING ACK
+    assert echoed == [pattern(1000 + n * 37, n) for n in range(300)]
+    # A second stream: after the first sent its message, the second's follows.
+    sid2 = client.connect_websocket(
+        [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+         (":path", "/2"), (":authority", "x"), ("sec-websocket-version", "13")]
+    )
+    ssid2 = server.receive_data(client.data_to_send())[-1][1]
+    server.accept(ssid2)
+    client.receive_data(server.data_to_write())  # type: ignore[arg-type]
+    server.send(ssid, b"one")
+    server.send(ssid2, b"two")
+    events = client.receive_data(server.data_to_write())  # type: ignore[arg-type]
+    assert sorted(e[2] for e in events if e[0] == _core.SEV_BINARY) == [b"one", b"two"]
+    assert server.data_to_write() == b""
+
+
 if __name__ == "__main__":  # pragma: no cover
     asyncio.run(test_large_messages_by_reference_keep_their_order())
