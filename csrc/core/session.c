@@ -248,7 +248,7 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
   h2ws_buf_consume(&st->outq, q);
   if (x) {
     if (by_ref) {
-      h2ws_session_ref r = {out->len + 9 + q, st->ext, x, st->ext_ctx};
+      h2ws_session_ref r = {h2ws_buf_pending(out) + 9 + q, st->ext, x, st->ext_ctx};
       h2ws_buf_append(s->refs, &r, sizeof r); /* reserved: cannot fail */
       s->retain(st->ext_ctx);                 /* before ext_release may drop it */
     } else {

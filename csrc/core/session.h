@@ -157,7 +157,8 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out);
 typedef void (*h2ws_session_retain_cb)(void *ctx);
 
 /* A piece of output left in place: data[0..len) goes at offset `at` of the
- * output buffer (before the byte that is there). ctx: as given to
+ * output buffer's pending bytes (h2ws_buf_begin; before the byte that is
+ * there). ctx: as given to
  * h2ws_session_ws_send_ref, held once more for this record. */
 typedef struct {
   size_t at;

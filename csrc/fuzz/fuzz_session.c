@@ -66,7 +66,7 @@ static int drain(app *a, h2ws_buf *out, h2ws_buf *refs, int scatter) {
     h2ws_session_ref r;
     memcpy(&r, refs->data + i * sizeof r, sizeof r);
     shared *p = r.ctx;
-    if (r.at > out->len || r.data < p->data || r.data + r.len > p->data + p->len)
+    if (r.at > h2ws_buf_pending(out) || r.data < p->data || r.data + r.len > p->data + p->len)
       abort();
     volatile uint8_t sum = 0;
     for (size_t j = 0; j < r.len; j++)

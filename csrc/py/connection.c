@@ -445,7 +445,7 @@ static PyObject *conn_data_to_write(PyObject *self_, PyObject *unused) {
     big.cap = cap;
     rv = h2ws_session_send_refs(self->session, &big, &self->refs, retain_ref);
     if (rv < 0 || self->refs.len) {
-      PyObject *list = scatter_list(self, big.data, big.len);
+      PyObject *list = scatter_list(self, h2ws_buf_begin(&big), h2ws_buf_pending(&big));
       h2ws_buf_free(&big);
       if (rv < 0) {
         Py_XDECREF(list);
