@@ -428,10 +428,17 @@ static PyObject *scatter_list(ConnObject *self, const uint8_t *base, size_t len)
   return list;
 }
 
+/* Outputs that may carry less payload than this are copied as by
+ * data_to_send(): a 100 KB echo cost more server CPU in pieces (the Python
+ * objects of each piece, in the binding and in the transport) than in one
+ * copy. */
+#define SCATTER_MIN (256 * 1024)
+
 static PyObject *conn_data_to_write(PyObject *self_, PyObject *unused) {
-  (void)unused;
   ConnObject *self = (ConnObject *)self_;
   CHECK_SESSION(self);
+  if (h2ws_session_output_bound(self->session) < SCATTER_MIN)
+    return conn_data_to_send(self_, unused);
   size_t bound = h2ws_session_output_bound_refs(self->session);
   int rv;
   if (bound >= LARGE_OUT && !h2ws_buf_pending(&self->out)) {
@@ -809,8 +816,9 @@ static PyMethodDef conn_methods[] = {
     {"data_to_send", conn_data_to_send, METH_NOARGS, "data_to_send() -> bytes to write now."},
     {"data_to_write", conn_data_to_write, METH_NOARGS,
      "data_to_write() -> bytes, or a list of bytes and memoryviews to write in order "
-     "(transport.writelines): as data_to_send(), but large messages sent as bytes are not "
-     "copied: the list holds views of them between the frame headers."},
+     "(transport.writelines): as data_to_send(), but when 256 KiB or more of messages sent "
+     "as bytes may go out, they are not copied: the list holds views of them between the "
+     "frame headers."},
     {"events", conn_events, METH_NOARGS,
      "events() -> events raised since the last receive_data() (e.g. by data_to_send())."},
     {"accept", (PyCFunction)(void (*)(void))conn_accept, METH_VARARGS | METH_KEYWORDS,
