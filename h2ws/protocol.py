@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _core
@@ -155,10 +156,10 @@ class H2Peer(asyncio.BufferedProtocol):
             self._close_transport()
             return
         if data:
-            if data.__class__ is list:
-                self._transport.writelines(data)
-            else:
+            if isinstance(data, bytes):
                 self._transport.write(data)
+            else:
+                self._transport.writelines(data)
         if conn.has_events or not conn.want_io:
             self._flush()
 
@@ -181,7 +182,7 @@ class H2Peer(asyncio.BufferedProtocol):
         self._write_paused = False
         self._flush()
 
-    def _dispatch(self, events: list[tuple[Any, ...]]) -> None:
+    def _dispatch(self, events: Sequence[tuple[Any, ...]]) -> None:
         streams = self._streams
         conn = self._conn
         for ev in events:
@@ -249,12 +250,12 @@ class H2Peer(asyncio.BufferedProtocol):
                 self._close_transport()
                 return
             if data:
-                if data.__class__ is list:
+                if isinstance(data, bytes):
+                    self._transport.write(data)
+                else:
                     # Large messages by reference between their frame
                     # headers: one writev, no copy of the payload.
                     self._transport.writelines(data)
-                else:
-                    self._transport.write(data)
             if not conn.has_events:
                 break
             self._dispatch(conn.events())

@@ -109,6 +109,34 @@ def h2_pair(window: int) -> tuple[_core.H2Connection, _core.H2Connection, int, i
     return client, server, csid, ssid
 
 
+def pump(
+    client: _core.H2Connection,
+    server: _core.H2Connection,
+    csid: int,
+    scatter: bool,
+    rounds: int,
+    wire: list[bytes],
+    got: list[object],
+    kinds: set[type],
+) -> None:
+    """Moves the server's output to the client (data_to_write() if `scatter`,
+    else data_to_send()) and the client's window back, `rounds` times at
+    most; appends what went out to `wire`, the messages to `got`."""
+    for _ in range(rounds):
+        out = server.data_to_write() if scatter else server.data_to_send()
+        if isinstance(out, list):
+            kinds.update(type(x) for x in out)
+            out = b"".join(out)
+        if not out:
+            return
+        wire.append(out)
+        for e in client.receive_data(out):
+            if e[0] in (_core.SEV_BINARY, _core.SEV_TEXT):
+                got.append(e[2])
+                client.consume(csid, e[3])  # the window comes back
+        server.receive_data(client.data_to_send())
+
+
 @pytest.mark.parametrize("window", [64 * KiB, MiB, 16 * MiB])
 def test_data_to_write_gives_the_bytes_data_to_send_gives(window: int) -> None:
     """data_to_write() leaves the payload of large messages sent as bytes in
@@ -117,38 +145,24 @@ def test_data_to_write_gives_the_bytes_data_to_send_gives(window: int) -> None:
     what data_to_send() gives: the same bytes on the wire, frame for frame,
     for two identical connections, with small messages, pings and a close
     queued around the large ones, whatever the peer's window."""
-    pairs = [h2_pair(window), h2_pair(window)]
     big1, big2 = pattern(3 * MiB + 5, 5), pattern(200 * KiB, 6)
-    wires: list[bytes] = [b"", b""]
+    messages: list[bytes | str] = [b"a", big1, b"b", big2, "text", big2, big1]
+    wires: list[list[bytes]] = [[], []]
     kinds: set[type] = set()
-    for i, (client, server, csid, ssid) in enumerate(pairs):
-        got = []
-
-        def pump(rounds: int) -> None:
-            for _ in range(rounds):
-                out = server.data_to_send() if i == 0 else server.data_to_write()
-                if isinstance(out, list):
-                    kinds.update(type(x) for x in out)
-                    out = b"".join(out)
-                if not out:
-                    return
-                wires[i] += out
-                for e in client.receive_data(out):
-                    if e[0] in (_core.SEV_BINARY, _core.SEV_TEXT):
-                        got.append(e[2])
-                        client.consume(csid, e[3])  # the window comes back
-                server.receive_data(client.data_to_send())
-
+    for scatter in (False, True):
+        client, server, csid, ssid = h2_pair(window)
+        got: list[object] = []
+        wire = wires[scatter]
         # Each message partly written (within the window), then a ping queued
         # behind what is left of it (copied into the queue), or all written.
-        for n, message in enumerate((b"a", big1, b"b", big2, "text", big2, big1)):
+        for n, message in enumerate(messages):
             server.send(ssid, message)
-            pump(1 if n % 2 else 1000)
+            pump(client, server, csid, scatter, 1 if n % 2 else 1000, wire, got, kinds)
             server.send_frame(ssid, _core.OP_PING, b"p")
         server.close(ssid, 1000, "bye")
-        pump(1000)
-        assert got == [b"a", big1, b"b", big2, "text", big2, big1]
-    assert wires[0] == wires[1]
+        pump(client, server, csid, scatter, 1000, wire, got, kinds)
+        assert got == messages
+    assert b"".join(wires[0]) == b"".join(wires[1])
     # In pieces only when 256 KiB or more of such payload may go out at once.
     assert kinds == ({bytes, memoryview} if window >= MiB else set())
 
@@ -198,7 +212,7 @@ def test_one_stream_exchange_leaves_nothing_queued() -> None:
         assert (n % 7 != 0) or b"\x00\x00\x08\x06\x01" in out  # the PING ACK
     assert echoed == [pattern(1000 + n * 37, n) for n in range(300)]
     # A second stream: after the first sent its message, the second's follows.
-    sid2 = client.connect_websocket(
+    client.connect_websocket(
         [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
          (":path", "/2"), (":authority", "x"), ("sec-websocket-version", "13")]
     )
