@@ -58,8 +58,11 @@ struct h2ws_session {
   uint8_t client;          /* client role */
   h2ws_rng rng;            /* masking keys, client role */
   h2ws_buf *out;           /* the buffer h2ws_session_send fills, during the call */
+  h2ws_buf *refs;          /* h2ws_session_send_refs: the h2ws_session_ref records */
+  h2ws_session_retain_cb retain;
   uint8_t large_queued;    /* a stream queued H2WS_SESSION_LARGE_OUTPUT since the last
                               h2ws_session_output_bound that found none */
+  uint8_t send_paused;     /* send_data_cb ended nghttp2_session_mem_send (see there) */
 };
 
 /*
@@ -219,7 +222,8 @@ static ssize_t read_cb(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t le
 /* A DATA frame read_cb sized: its 9-byte header, then `length` bytes from
  * the head of the stream's queue, appended to the buffer h2ws_session_send
  * is filling (nghttp2 calls this from inside nghttp2_session_mem_send, in
- * frame order). We never pad (no padding callback). */
+ * frame order), or for h2ws_session_send_refs partly recorded by reference.
+ * We never pad (no padding callback). */
 static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *src, void *ud) {
   (void)ng;
@@ -228,25 +232,50 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
   h2ws_buf *out = s->out;
   if (!out || frame->data.padlen || length > stream_pending(st))
     return NGHTTP2_ERR_CALLBACK_FAILURE;
-  uint8_t *dst = h2ws_buf_reserve(out, 9 + length);
-  if (!dst)
-    return NGHTTP2_ERR_CALLBACK_FAILURE;
-  memcpy(dst, framehd, 9);
   size_t q = h2ws_buf_pending(&st->outq);
   if (q > length)
     q = length;
+  size_t x = length - q; /* from the payload queued by reference */
+  /* h2ws_session_send_refs: a large enough piece of it is not copied; a
+   * record says where it goes, and holds its owner. */
+  int by_ref = s->refs && x >= H2WS_SESSION_REF_MIN;
+  size_t inl = 9 + q + (by_ref ? 0 : x);
+  uint8_t *dst = h2ws_buf_reserve(out, inl);
+  if (!dst || (by_ref && !h2ws_buf_reserve(s->refs, sizeof(h2ws_session_ref))))
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  memcpy(dst, framehd, 9);
   memcpy(dst + 9, h2ws_buf_begin(&st->outq), q);
   h2ws_buf_consume(&st->outq, q);
-  if (length > q) { /* the rest from the payload queued by reference */
-    memcpy(dst + 9 + q, st->ext, length - q);
-    st->ext += length - q;
-    st->ext_len -= length - q;
+  if (x) {
+    if (by_ref) {
+      h2ws_session_ref r = {h2ws_buf_pending(out) + 9 + q, st->ext, x, st->ext_ctx};
+      h2ws_buf_append(s->refs, &r, sizeof r); /* reserved: cannot fail */
+      s->retain(st->ext_ctx);                 /* before ext_release may drop it */
+    } else {
+      memcpy(dst + 9 + q, st->ext, x);
+    }
+    st->ext += x;
+    st->ext_len -= x;
     if (!st->ext_len)
       ext_release(st);
   }
-  out->len += 9 + length;
-  if (st->local_end && !stream_pending(st))
-    h2ws_buf_free(&st->outq);
+  out->len += inl;
+  if (!stream_pending(st)) {
+    if (st->local_end) {
+      h2ws_buf_free(&st->outq);
+    } else if (s->nstreams == 1) {
+      /* The only stream sent all it had: end this mem_send here, before
+       * nghttp2 asks read_cb for more, is told NGHTTP2_ERR_DEFERRED and
+       * detaches the stream, to attach it again on the next message
+       * (kick): in a request/response exchange that round trip cost
+       * nghttp2 more than sending the frame. The item stays queued: the
+       * next mem_send asks read_cb again, which then has the next
+       * message or defers. With other streams open, their DATA must
+       * follow, so this is not done. */
+      s->send_paused = 1;
+      return NGHTTP2_ERR_PAUSE;
+    }
+  }
   return 0;
 }
 
@@ -918,7 +947,7 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
   if (s->cb_failed)
     return H2WS_ERR_CALLBACK;
   s->out = out; /* DATA frames go there from send_data_cb */
-  int rv = 0;
+  int rv = 0, resumed = 0;
   for (;;) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(s->ng, &p);
@@ -926,8 +955,18 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
       rv = map_ng_error(s, (int)n, NULL);
       break;
     }
-    if (n == 0)
+    if (n == 0) {
+      /* After a pause (send_data_cb), frames other than DATA may still be
+       * queued: they go out now (first: nghttp2 sends them before DATA). */
+      if (s->send_paused) {
+        s->send_paused = 0;
+        if (!resumed && nghttp2_session_get_outbound_queue_size(s->ng)) {
+          resumed = 1; /* once: a frame nghttp2 holds back must not loop */
+          continue;
+        }
+      }
       break;
+    }
     if (h2ws_buf_append(out, p, (size_t)n) < 0) {
       rv = H2WS_ERR_NOMEM;
       break;
@@ -939,7 +978,20 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out) {
   return rv;
 }
 
-size_t h2ws_session_output_bound(h2ws_session *s) {
+int h2ws_session_send_refs(h2ws_session *s, h2ws_buf *out, h2ws_buf *refs,
+                           h2ws_session_retain_cb retain) {
+  s->refs = refs;
+  s->retain = retain;
+  int rv = h2ws_session_send(s, out);
+  s->refs = NULL;
+  s->retain = NULL;
+  return rv;
+}
+
+/* See h2ws_session_output_bound; `refs`: for h2ws_session_send_refs, where
+ * the payloads queued by reference are not copied (but for pieces under
+ * H2WS_SESSION_REF_MIN: at the start and the end of a payload at most). */
+static size_t output_bound(h2ws_session *s, int refs) {
   if (!s->large_queued)
     return 0;
   size_t total = 0, queued = 0;
@@ -948,6 +1000,8 @@ size_t h2ws_session_output_bound(h2ws_session *s) {
     if (!pending || !st->has_provider)
       continue;
     queued += pending;
+    if (refs && st->ext_len)
+      pending = h2ws_buf_pending(&st->outq) + 2 * H2WS_SESSION_REF_MIN;
     int32_t w = nghttp2_session_get_stream_remote_window_size(s->ng, st->id);
     if (w > 0)
       total += pending < (size_t)w ? pending : (size_t)w;
@@ -959,6 +1013,10 @@ size_t h2ws_session_output_bound(h2ws_session *s) {
     total = (size_t)(cw > 0 ? cw : 0);
   return total;
 }
+
+size_t h2ws_session_output_bound(h2ws_session *s) { return output_bound(s, 0); }
+
+size_t h2ws_session_output_bound_refs(h2ws_session *s) { return output_bound(s, 1); }
 
 int h2ws_session_want_io(h2ws_session *s) {
   return nghttp2_session_want_read(s->ng) || nghttp2_session_want_write(s->ng);

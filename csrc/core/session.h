@@ -152,6 +152,39 @@ int h2ws_session_recv(h2ws_session *s, const uint8_t *data, size_t len, const ch
  * fatal error (as for recv). */
 int h2ws_session_send(h2ws_session *s, h2ws_buf *out);
 
+/* What h2ws_session_send_refs calls to take one more hold on a payload it
+ * records by reference: `ctx` as given to h2ws_session_ws_send_ref. */
+typedef void (*h2ws_session_retain_cb)(void *ctx);
+
+/* A piece of output left in place: data[0..len) goes at offset `at` of the
+ * output buffer's pending bytes (h2ws_buf_begin; before the byte that is
+ * there). ctx: as given to
+ * h2ws_session_ws_send_ref, held once more for this record. */
+typedef struct {
+  size_t at;
+  const uint8_t *data;
+  size_t len;
+  void *ctx;
+} h2ws_session_ref;
+
+/* Smallest piece of a by-reference payload h2ws_session_send_refs records
+ * instead of copying. */
+#define H2WS_SESSION_REF_MIN (4 * 1024)
+
+/*
+ * h2ws_session_send for scatter writes: the DATA payload of messages queued
+ * by reference (h2ws_session_ws_send_ref) is not copied into `out` (pieces
+ * of at least H2WS_SESSION_REF_MIN bytes): an h2ws_session_ref is appended
+ * to `refs` (an h2ws_buf used as an array of them, in output order) for
+ * each piece, and retain(ctx) is called once for it. The bytes to write are
+ * then out's, with each record's piece inserted at its offset. Whatever it
+ * returns, the caller owns one hold per record appended and gives each back
+ * with the release function it passed to h2ws_session_ws_send_ref, once it
+ * no longer needs the piece. Returns as h2ws_session_send.
+ */
+int h2ws_session_send_refs(h2ws_session *s, h2ws_buf *out, h2ws_buf *refs,
+                           h2ws_session_retain_cb retain);
+
 /* Output smaller than this is not worth sizing (h2ws_session_output_bound). */
 #define H2WS_SESSION_LARGE_OUTPUT (64 * 1024)
 
@@ -162,6 +195,10 @@ int h2ws_session_send(h2ws_session *s, h2ws_buf *out);
  * H2WS_SESSION_LARGE_OUTPUT bytes queued on a stream, and returns 0 without
  * looking otherwise, until a pass finds less than that queued in all. */
 size_t h2ws_session_output_bound(h2ws_session *s);
+
+/* The same bound for h2ws_session_send_refs: payload queued by reference is
+ * counted only for what may be copied (pieces under H2WS_SESSION_REF_MIN). */
+size_t h2ws_session_output_bound_refs(h2ws_session *s);
 
 /* 1 while the connection has anything left to do; 0 when it can be closed
  * (both sides sent GOAWAY and no stream is open, or a fatal error). */

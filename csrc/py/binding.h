@@ -15,6 +15,7 @@
 typedef struct {
   PyTypeObject *codec_type;
   PyTypeObject *connection_type;
+  PyTypeObject *piece_type; /* data_to_write()'s pieces of messages (connection.c) */
   PyObject *protocol_error; /* h2ws.exceptions.ProtocolError */
   PyObject *invalid_state;  /* h2ws.exceptions.InvalidState */
   PyObject *payload_too_big;

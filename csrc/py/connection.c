@@ -26,6 +26,7 @@ typedef struct {
   PyObject_HEAD
   h2ws_session *session;
   h2ws_buf out;
+  h2ws_buf refs;    /* h2ws_session_ref records of data_to_write(), during the call */
   PyObject *events; /* list being filled by the callback */
   module_state *st;
 } ConnObject;
@@ -238,6 +239,7 @@ static PyObject *conn_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
   if (!self)
     return NULL;
   h2ws_buf_init(&self->out, &h2ws_py_mem);
+  h2ws_buf_init(&self->refs, &h2ws_py_mem);
   self->events = PyList_New(0);
   if (!self->events) {
     Py_DECREF(self);
@@ -253,6 +255,7 @@ static void conn_dealloc(PyObject *self_) {
   h2ws_session_del(self->session);
   self->session = NULL;
   h2ws_buf_free(&self->out);
+  h2ws_buf_free(&self->refs); /* empty between calls: nothing held */
   Py_CLEAR(self->events);
   tp->tp_free(self_);
   Py_DECREF(tp);
@@ -330,6 +333,148 @@ static PyObject *conn_data_to_send(PyObject *self_, PyObject *unused) {
   if (b)
     h2ws_buf_reset(&self->out, OUT_KEEP);
   return b;
+}
+
+/* ---------------------------------------------------------------------- */
+/* data_to_write(): scatter output                                         */
+
+/*
+ * A piece of a message queued by reference, as data_to_write() hands it out
+ * (inside a memoryview): it exports `len` bytes at `data`, which belong to
+ * `owner` (the message's bytes object, held).
+ */
+typedef struct {
+  PyObject_HEAD
+  PyObject *owner;
+  const uint8_t *data;
+  Py_ssize_t len;
+} PieceObject;
+
+static int piece_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+  PieceObject *p = (PieceObject *)self;
+  return PyBuffer_FillInfo(view, self, (void *)p->data, p->len, 1, flags);
+}
+
+static void piece_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  Py_XDECREF(((PieceObject *)self)->owner);
+  PyObject_Free(self);
+  Py_DECREF(tp);
+}
+
+static PyType_Slot piece_slots[] = {
+    {Py_bf_getbuffer, piece_getbuffer},
+    {Py_tp_dealloc, piece_dealloc},
+    {Py_tp_doc, "A piece of a message queued by reference (read-only buffer)."},
+    {0, NULL}};
+
+static PyType_Spec piece_spec = {"h2ws._core._Piece", sizeof(PieceObject), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+                                     Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                                 piece_slots};
+
+/* What the session calls for each piece it records (GIL held: inside our
+ * own call). */
+static void retain_ref(void *obj) { Py_INCREF((PyObject *)obj); }
+
+/* A memoryview over one recorded piece; it holds the owner. */
+static PyObject *piece_view(ConnObject *self, const h2ws_session_ref *r) {
+  PieceObject *p = PyObject_New(PieceObject, self->st->piece_type);
+  if (!p)
+    return NULL;
+  p->owner = Py_NewRef((PyObject *)r->ctx);
+  p->data = r->data;
+  p->len = (Py_ssize_t)r->len;
+  PyObject *mv = PyMemoryView_FromObject((PyObject *)p);
+  Py_DECREF(p);
+  return mv;
+}
+
+static int append_new(PyObject *list, PyObject *item) {
+  if (!item)
+    return -1;
+  int rv = PyList_Append(list, item);
+  Py_DECREF(item);
+  return rv;
+}
+
+/* The list of buffers to write: out[0..len) with the recorded pieces
+ * inserted at their offsets. Gives back the session's hold of every record
+ * and empties self->refs, whatever happens. */
+static PyObject *scatter_list(ConnObject *self, const uint8_t *base, size_t len) {
+  size_t n = self->refs.len / sizeof(h2ws_session_ref);
+  PyObject *list = PyList_New(0);
+  size_t pos = 0;
+  for (size_t i = 0; i < n && list; i++) {
+    h2ws_session_ref r;
+    memcpy(&r, self->refs.data + i * sizeof r, sizeof r);
+    if ((r.at > pos &&
+         append_new(list, PyBytes_FromStringAndSize((const char *)base + pos,
+                                                    (Py_ssize_t)(r.at - pos))) < 0) ||
+        append_new(list, piece_view(self, &r)) < 0)
+      Py_CLEAR(list);
+    pos = r.at;
+  }
+  if (list && len > pos &&
+      append_new(list, PyBytes_FromStringAndSize((const char *)base + pos,
+                                                 (Py_ssize_t)(len - pos))) < 0)
+    Py_CLEAR(list);
+  for (size_t i = 0; i < n; i++) {
+    h2ws_session_ref r;
+    memcpy(&r, self->refs.data + i * sizeof r, sizeof r);
+    Py_DECREF((PyObject *)r.ctx); /* the hold retain_ref took */
+  }
+  h2ws_buf_reset(&self->refs, OUT_KEEP);
+  return list;
+}
+
+/* Outputs that may carry less payload than this are copied as by
+ * data_to_send(): a 100 KB echo cost more server CPU in pieces (the Python
+ * objects of each piece, in the binding and in the transport) than in one
+ * copy. */
+#define SCATTER_MIN (256 * 1024)
+
+static PyObject *conn_data_to_write(PyObject *self_, PyObject *unused) {
+  ConnObject *self = (ConnObject *)self_;
+  CHECK_SESSION(self);
+  if (h2ws_session_output_bound(self->session) < SCATTER_MIN)
+    return conn_data_to_send(self_, unused);
+  size_t bound = h2ws_session_output_bound_refs(self->session);
+  int rv;
+  if (bound >= LARGE_OUT && !h2ws_buf_pending(&self->out)) {
+    /* As data_to_send_large: copied payload straight into a bytes object. */
+    h2ws_buf big;
+    h2ws_buf_init(&big, &h2ws_py_whole_mem);
+    size_t cap = bound + bound / 1024 + 4096;
+    big.data = h2ws_mem_malloc(big.mem, cap);
+    if (!big.data)
+      return PyErr_NoMemory();
+    big.cap = cap;
+    rv = h2ws_session_send_refs(self->session, &big, &self->refs, retain_ref);
+    if (rv < 0 || self->refs.len) {
+      PyObject *list = scatter_list(self, h2ws_buf_begin(&big), h2ws_buf_pending(&big));
+      h2ws_buf_free(&big);
+      if (rv < 0) {
+        Py_XDECREF(list);
+        return fail(self, rv, NULL);
+      }
+      return list;
+    }
+    return h2ws_py_whole_take(&big);
+  }
+  rv = h2ws_session_send_refs(self->session, &self->out, &self->refs, retain_ref);
+  PyObject *res;
+  if (rv < 0 || self->refs.len)
+    res = scatter_list(self, h2ws_buf_begin(&self->out), h2ws_buf_pending(&self->out));
+  else
+    res = PyBytes_FromStringAndSize((const char *)h2ws_buf_begin(&self->out),
+                                    (Py_ssize_t)h2ws_buf_pending(&self->out));
+  h2ws_buf_reset(&self->out, OUT_KEEP);
+  if (rv < 0) {
+    Py_XDECREF(res);
+    return fail(self, rv, NULL);
+  }
+  return res;
 }
 
 static PyObject *conn_events(PyObject *self_, PyObject *unused) {
@@ -652,6 +797,12 @@ static PyObject *conn_get_want_io(PyObject *self_, void *c) {
   return PyBool_FromLong(self->session && h2ws_session_want_io(self->session));
 }
 
+static PyObject *conn_get_has_events(PyObject *self_, void *c) {
+  (void)c;
+  ConnObject *self = (ConnObject *)self_;
+  return PyBool_FromLong(self->events && PyList_GET_SIZE(self->events) > 0);
+}
+
 static PyObject *conn_get_open_streams(PyObject *self_, void *c) {
   (void)c;
   ConnObject *self = (ConnObject *)self_;
@@ -663,6 +814,11 @@ static PyMethodDef conn_methods[] = {
      "receive_data(data) -> list of events. Raises ProtocolError when the connection must end "
      "(send data_to_send(), which then holds a GOAWAY, and close)."},
     {"data_to_send", conn_data_to_send, METH_NOARGS, "data_to_send() -> bytes to write now."},
+    {"data_to_write", conn_data_to_write, METH_NOARGS,
+     "data_to_write() -> bytes, or a list of bytes and memoryviews to write in order "
+     "(transport.writelines): as data_to_send(), but when 256 KiB or more of messages sent "
+     "as bytes may go out, they are not copied: the list holds views of them between the "
+     "frame headers."},
     {"events", conn_events, METH_NOARGS,
      "events() -> events raised since the last receive_data() (e.g. by data_to_send())."},
     {"accept", (PyCFunction)(void (*)(void))conn_accept, METH_VARARGS | METH_KEYWORDS,
@@ -693,6 +849,9 @@ static PyMethodDef conn_methods[] = {
 static PyGetSetDef conn_getset[] = {
     {"want_io", conn_get_want_io, NULL, "False once the connection can be closed", NULL},
     {"open_streams", conn_get_open_streams, NULL, "streams currently open", NULL},
+    {"has_events", conn_get_has_events, NULL,
+     "True when events() has events to give (raised by data_to_send() or data_to_write())",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyType_Slot conn_slots[] = {
@@ -1310,6 +1469,9 @@ int h2ws_py_connection_add(PyObject *m, module_state *st) {
   if (!st->connection_type)
     return -1;
   if (PyModule_AddType(m, st->connection_type) < 0)
+    return -1;
+  st->piece_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &piece_spec, NULL);
+  if (!st->piece_type)
     return -1;
   if (add_wait_types(m) < 0)
     return -1;

@@ -959,6 +959,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
   module_state *st = get_state(m);
   Py_VISIT(st->codec_type);
   Py_VISIT(st->connection_type);
+  Py_VISIT(st->piece_type);
   Py_VISIT(st->protocol_error);
   Py_VISIT(st->invalid_state);
   Py_VISIT(st->payload_too_big);
@@ -969,6 +970,7 @@ static int module_clear(PyObject *m) {
   module_state *st = get_state(m);
   Py_CLEAR(st->codec_type);
   Py_CLEAR(st->connection_type);
+  Py_CLEAR(st->piece_type);
   Py_CLEAR(st->protocol_error);
   Py_CLEAR(st->invalid_state);
   Py_CLEAR(st->payload_too_big);

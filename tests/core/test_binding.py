@@ -244,6 +244,31 @@ def test_data_to_send_drains() -> None:
     assert codec.data_to_send() == b"\x89\x00"
 
 
+def test_h2_has_events_tells_what_events_would_give() -> None:
+    """H2Connection.has_events: True exactly while events() has something
+    (the carrier's flush reads it instead of calling events() every time)."""
+    client = _core.H2Connection(client=True)
+    server = _core.H2Connection()
+    assert not server.has_events and server.events() == []
+    server.receive_data(client.data_to_send())  # preface, SETTINGS: returned at once
+    assert not server.has_events
+    client.receive_data(server.data_to_send())
+    # A plain request (a HEADERS with END_STREAM, hand-encoded with HPACK
+    # static-table indexes: :method GET, :scheme http, :path /, and
+    # :authority "x"), answered at once: the stream closes as the answer
+    # goes out, which raises STREAM_END inside data_to_write().
+    block = bytes([0x82, 0x86, 0x84, 0x41, 0x01]) + b"x"
+    head = len(block).to_bytes(3, "big") + bytes([1, 0x05]) + (1).to_bytes(4, "big")
+    events = server.receive_data(head + block)
+    assert [e[0] for e in events] == [_core.SEV_REQUEST]
+    server.respond(1, 204, end_stream=True)
+    assert not server.has_events
+    assert server.data_to_write()
+    assert server.has_events
+    assert [e[0] for e in server.events()] == [_core.SEV_STREAM_END]
+    assert not server.has_events and server.events() == []
+
+
 def test_no_reference_or_memory_leaks() -> None:
     """Repeating each call must not grow Python's memory: catches a
     returned object or argument whose reference is never dropped."""
