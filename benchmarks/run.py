@@ -1103,7 +1103,9 @@ def report(
         f"Measured {cfg.duration:g} s per run after {cfg.warmup:g} s of warm-up "
         f"(bulk {cfg.bulk_duration:g} s), {cfg.repeat} repetition(s) per shape "
         f"(medians); the whole run took {elapsed / 60:.1f} min. Every echoed byte was checked "
-        "by the loadgen. Ratios are to h2ws on the same protocol (HTTP/1.1 for the TCP floor): "
+        f"by the loadgen: {sum(r.mismatches for r in results)} mismatches in "
+        f"{sum(1 for r in results if r.msgs_per_s > 0)} runs that echoed. "
+        "Ratios are to h2ws on the same protocol (HTTP/1.1 for the TCP floor): "
         "> 1 means faster than h2ws for rates, and for latency how many times h2ws's latency "
         "the server's is.",
         "",

@@ -1386,6 +1386,35 @@ void h2ws_py_batch_set_active(PyObject *batch, int active) {
     ((WakeBatchObject *)batch)->active = (char)(active != 0);
 }
 
+/* The raised exception as one object, taken from and put back into the
+ * thread state (PyErr_Fetch/Restore are deprecated from Python 3.12). */
+static PyObject *err_take(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyErr_GetRaisedException();
+#else
+  PyObject *type = NULL, *value = NULL, *tb = NULL;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb && value)
+    PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  return value;
+#endif
+}
+
+static void err_put(PyObject *exc) { /* steals `exc` */
+#if PY_VERSION_HEX >= 0x030C0000
+  PyErr_SetRaisedException(exc);
+#else
+  if (!exc)
+    return;
+  PyObject *tb = PyException_GetTraceback(exc);
+  Py_INCREF(Py_TYPE(exc));
+  PyErr_Restore((PyObject *)Py_TYPE(exc), exc, tb);
+#endif
+}
+
 int h2ws_py_batch_end(PyObject *batch) {
   int failed = PyErr_Occurred() != NULL;
   if (!batch || Py_TYPE(batch)->tp_dealloc != batch_dealloc)
@@ -1395,19 +1424,15 @@ int h2ws_py_batch_end(PyObject *batch) {
   if (!b->waiters || PyList_GET_SIZE(b->waiters) == 0)
     return failed ? -1 : 0;
   /* As a `finally:` would: the waiters run even when the dispatch raised. */
-  PyObject *type = NULL, *value = NULL, *tb = NULL;
-  if (failed)
-    PyErr_Fetch(&type, &value, &tb);
+  PyObject *raised = failed ? err_take() : NULL;
   PyObject *r = batch_run(batch, NULL);
   if (!r) { /* run()'s exception replaces the dispatch's */
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(tb);
+    Py_XDECREF(raised);
     return -1;
   }
   Py_DECREF(r);
   if (failed) {
-    PyErr_Restore(type, value, tb);
+    err_put(raised);
     return -1;
   }
   return 0;

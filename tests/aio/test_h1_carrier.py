@@ -209,6 +209,36 @@ async def test_a_raising_callback_propagates_and_resets_the_dispatch() -> None:
     assert server_frames(b"".join(tr.writes)) == [(_core.OP_BINARY, b"b")]
 
 
+async def test_a_raising_callback_still_resumes_the_woken_tasks() -> None:
+    """A task woken earlier in the read still resumes (as a `finally:` would
+    run it) when a later callback raises, and the callback's exception is
+    the one that propagates, traceback and all."""
+    rec = Recorder()
+    proto, tr = await upgraded(rec)
+    waiter = proto._wake_batch.waiter()
+    task = asyncio.ensure_future(_await(waiter))
+    await asyncio.sleep(0)
+    seen: list[Any] = []
+
+    def wake_then_boom(message: Any) -> None:
+        seen.append(message)
+        if len(seen) == 1:
+            assert waiter.set_result(message)  # queued on the batch: the read is active
+        else:
+            raise RuntimeError("application bug")
+
+    rec.on_message = wake_then_boom
+    with pytest.raises(RuntimeError, match="application bug") as info:
+        feed(proto, client_frame(_core.OP_BINARY, b"a") + client_frame(_core.OP_BINARY, b"b"))
+    assert info.traceback[-1].name == "wake_then_boom"
+    assert proto._wake_batch.waiters == [] and not proto._wake_batch.active
+    assert await asyncio.wait_for(task, 5) == b"a"
+
+
+async def _await(waiter: Any) -> Any:
+    return await waiter
+
+
 async def test_a_callback_that_drops_the_codec_mid_read() -> None:
     """The read keeps the codec it started with; the flush at its end finds
     none and writes nothing."""
