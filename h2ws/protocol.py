@@ -96,10 +96,8 @@ class H2Peer(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         # The hot path: parse, dispatch every event of the read, resume the
         # handlers whose recv() got a message, then one write with all of it
-        # (WINDOW_UPDATEs and the handlers' answers). Messages to streams
-        # that read (_dispatch inlined) and the flush (_flush inlined) take
-        # no Python call of their own: a 256 B echo costs about as much as
-        # over HTTP/1.1.
+        # (WINDOW_UPDATEs and the handlers' answers). The flush (_flush
+        # inlined for its common case) takes no Python call of its own.
         conn = self._conn
         try:
             events = conn.receive_data(self._view[:nbytes])
@@ -114,24 +112,7 @@ class H2Peer(asyncio.BufferedProtocol):
                 self._flush_handle = self._reading_handle
             batch.active = True
             try:
-                streams = self._streams
-                for ev in events:
-                    kind = ev[0]
-                    if kind == SEV_TEXT or kind == SEV_BINARY:
-                        # WebSocketTransport._on_message inlined.
-                        t = streams.get(ev[1])
-                        if t is None:
-                            conn.consume(ev[1], ev[3])
-                        elif t._reading_paused:
-                            t._on_message(ev[2], ev[3])
-                        else:
-                            t._protocol.message_received(ev[2])
-                            if t._reading_paused:
-                                t._held_credit += ev[3]
-                            else:
-                                conn.consume(ev[1], ev[3])  # flushed below
-                    else:
-                        self._dispatch((ev,))
+                self._dispatch(events)
             finally:
                 batch.active = False
                 if batch.waiters:
