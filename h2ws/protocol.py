@@ -96,8 +96,7 @@ class H2Peer(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         # The hot path: parse, dispatch every event of the read, resume the
         # handlers whose recv() got a message, then one write with all of it
-        # (WINDOW_UPDATEs and the handlers' answers). The flush (_flush
-        # inlined for its common case) takes no Python call of its own.
+        # (WINDOW_UPDATEs and the handlers' answers).
         conn = self._conn
         try:
             events = conn.receive_data(self._view[:nbytes])
@@ -119,25 +118,11 @@ class H2Peer(asyncio.BufferedProtocol):
                     batch.run()
                 if self._flush_handle is self._reading_handle:
                     self._flush_handle = None
-        # _flush() inlined for its common case: one write, no event raised.
         handle = self._flush_handle
         if handle is not None:
             self._flush_handle = None
             handle.cancel()  # a flush scheduled before this read: done now
-        if self._lost or self._write_paused or self._transport is None:
-            return
-        try:
-            data = conn.data_to_write()
-        except ProtocolError:
-            self._close_transport()
-            return
-        if data:
-            if isinstance(data, bytes):
-                self._transport.write(data)
-            else:
-                self._transport.writelines(data)
-        if conn.has_events or not conn.want_io:
-            self._flush()
+        self._flush()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too
